@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test lint format bench docs clean env
+
+env: $(INSTALLED)
+
+$(INSTALLED): requirements.lock pyproject.toml
+	@echo "==> creating the Python environment in $(VENV) (pinned by requirements.lock)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	UV_COMPILE_BYTECODE=1 $(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/python -m journeyflow.cli demo $(DEMO_ARGS)
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check dags plugins tests
+	$(BIN)/ruff format --check dags plugins tests
+
+format: $(INSTALLED)
+	$(BIN)/ruff format dags plugins tests
+	$(BIN)/ruff check --fix dags plugins tests
+
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf .airflow .demo dbt_project/target dbt_project/logs

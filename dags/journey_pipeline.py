@@ -1,0 +1,67 @@
+"""
+### journey_pipeline
+
+Touchpoints in, measured campaigns out: extract every declared source into `raw`, gate the raw
+batch with Great Expectations, build identity-resolved profiles, journey stages and KPIs with dbt,
+gate the marts, send rule-based campaigns through SendGrid exactly once, refresh the reporting
+schema BI tools read. A failed gate stops activation and reporting.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import dag, task
+
+from journeyflow import pipeline
+
+
+@dag(
+    dag_id="journey_pipeline",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["journeys", "dbt", "great_expectations", "sendgrid"],
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(seconds=10)},
+)
+def journey_pipeline():
+    @task
+    def prepare_warehouse() -> None:
+        pipeline.prepare_warehouse()
+
+    @task(max_active_tis_per_dagrun=4)
+    def extract_source(source_name: str, run_id: str | None = None) -> dict:
+        return pipeline.extract(source_name, run_id)
+
+    @task(retries=0)
+    def gate_raw(run_id: str | None = None) -> dict:
+        return pipeline.gate("gate_raw", run_id)
+
+    @task
+    def build_marts() -> None:
+        pipeline.build_marts()
+
+    @task(retries=0)
+    def gate_marts(run_id: str | None = None) -> dict:
+        return pipeline.gate("gate_marts", run_id)
+
+    @task
+    def send_campaigns(run_id: str | None = None, data_interval_end=None) -> list[dict]:
+        return pipeline.send_campaigns(data_interval_end, run_id)
+
+    @task
+    def refresh_reporting() -> None:
+        pipeline.refresh_reporting()
+
+    extracted = extract_source.expand(source_name=pipeline.source_names())
+    prepare_warehouse() >> extracted
+    marts = build_marts()
+    extracted >> gate_raw() >> marts >> gate_marts() >> send_campaigns() >> refresh_reporting()
+
+
+dag_object = journey_pipeline()
+
+if __name__ == "__main__":
+    dag_object.test()

@@ -1,0 +1,1 @@
+"""journeyflow: a customer-journey data pipeline on Airflow, dbt and Great Expectations."""

@@ -1,0 +1,56 @@
+"""Typed settings for the pipeline, read from environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a task needs to know about its environment."""
+
+    project_root: Path
+    warehouse_url: str
+    data_dir: Path
+    sources_file: Path
+    campaigns_file: Path
+    dbt_project_dir: Path
+    expectations_dir: Path
+    sendgrid_host: str
+    sendgrid_api_key: str
+    sendgrid_from_email: str
+    campaign_mode: str
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        return self.dbt_project_dir / "target"
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; defaults suit the local demo."""
+    root = _path("JOURNEY_PROJECT_ROOT", PROJECT_ROOT)
+    mode = os.environ.get("JOURNEY_CAMPAIGN_MODE", "live")
+    if mode not in {"live", "sandbox", "dry_run"}:
+        raise ValueError(f"JOURNEY_CAMPAIGN_MODE must be live, sandbox or dry_run, not {mode!r}")
+    return Settings(
+        project_root=root,
+        warehouse_url=os.environ.get("JOURNEY_WAREHOUSE_URL", ""),
+        data_dir=_path("JOURNEY_DATA_DIR", root / ".demo" / "data"),
+        sources_file=_path("JOURNEY_SOURCES_FILE", root / "dags" / "config" / "sources.yml"),
+        campaigns_file=_path("JOURNEY_CAMPAIGNS_FILE", root / "dags" / "config" / "campaigns.yml"),
+        dbt_project_dir=_path("JOURNEY_DBT_PROJECT_DIR", root / "dbt_project"),
+        expectations_dir=_path("JOURNEY_EXPECTATIONS_DIR", root / "expectations"),
+        sendgrid_host=os.environ.get("JOURNEY_SENDGRID_HOST", "http://127.0.0.1:3025"),
+        sendgrid_api_key=os.environ.get("JOURNEY_SENDGRID_API_KEY", ""),
+        sendgrid_from_email=os.environ.get("JOURNEY_SENDGRID_FROM", "journeys@example.com"),
+        campaign_mode=mode,
+    )

@@ -1,0 +1,99 @@
+"""The run summary printed after a pipeline run, read from the warehouse itself."""
+
+from __future__ import annotations
+
+import psycopg
+
+STAGE_ORDER = ["awareness", "consideration", "decision", "retention"]
+
+
+def _rows(conn: psycopg.Connection, query: str, params: tuple = ()) -> list[tuple]:
+    return conn.execute(query, params).fetchall()
+
+
+def _relation_exists(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (name,)).fetchone()[0]
+
+
+def latest_run_id(conn: psycopg.Connection) -> str | None:
+    if not _relation_exists(conn, "dq.validation_results"):
+        return None
+    row = conn.execute(
+        "select run_id from dq.validation_results order by validated_at desc limit 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def collect_summary(conn: psycopg.Connection) -> dict:
+    """Figures of the latest run and of the warehouse it left behind."""
+    run_id = latest_run_id(conn)
+    summary: dict = {"run_id": run_id}
+    summary["sources"] = _rows(
+        conn,
+        "select source, sum(rows_loaded), sum(rows_rejected),"
+        " sum(case when run_id = %s then rows_loaded else 0 end)"
+        " from raw._load_batches group by source order by source",
+        (run_id,),
+    )
+    summary["profiles"] = conn.execute("select count(*) from marts.dim_customers").fetchone()[0]
+    summary["identifiers"] = conn.execute(
+        "select count(*) from intermediate.int_identifiers_resolved"
+    ).fetchone()[0]
+    summary["stages"] = dict(
+        _rows(conn, "select current_stage, count(*) from marts.dim_customers group by 1")
+    )
+    summary["kpis"] = conn.execute(
+        "select sum(order_count), sum(revenue), sum(revenue) / nullif(sum(order_count), 0),"
+        " avg((order_count >= 2)::int) filter (where order_count >= 1)"
+        " from marts.dim_customers"
+    ).fetchone()
+    summary["decisions"] = _rows(
+        conn,
+        "select campaign_id, decision, reason, count(*) from activation.campaign_decisions"
+        " group by 1, 2, 3 order by 1, 2, 3",
+    )
+    summary["sends"] = _rows(
+        conn,
+        "select status, count(*), count(*) filter (where run_id = %s)"
+        " from activation.campaign_sends group by 1 order by 1",
+        (run_id,),
+    )
+    summary["reporting"] = _rows(
+        conn,
+        "select table_name from information_schema.tables where table_schema = 'reporting'"
+        " order by 1",
+    )
+    summary["reporting"] = [
+        (name, conn.execute(f'select count(*) from reporting."{name}"').fetchone()[0])
+        for (name,) in summary["reporting"]
+    ]
+    return summary
+
+
+def format_summary(summary: dict, wall_seconds: float) -> str:
+    """Human-readable run summary."""
+    lines = [f"Run {summary['run_id']}  ({wall_seconds:.0f} s wall time)", "", "Rows per source"]
+    for source, loaded, rejected, this_run in summary["sources"]:
+        lines.append(f"  {source:<18} {loaded:>9,} loaded ({this_run:,} this run), "
+                     f"{rejected:,} quarantined")
+    lines.append("")
+    lines.append(f"Resolved profiles: {summary['profiles']:,} from {summary['identifiers']:,} identifiers")
+    lines.append("Customers per current journey stage")
+    for stage in STAGE_ORDER:
+        lines.append(f"  {stage:<14} {summary['stages'].get(stage, 0):>7,}")
+    orders, revenue, aov, repeat_rate = summary["kpis"]
+    lines.append("")
+    lines.append(f"Headline KPIs: {orders or 0:,} orders, revenue {revenue or 0:,.2f}, "
+                 f"average order {aov or 0:,.2f}, repeat-purchase rate {(repeat_rate or 0):.1%}")
+    lines.append("")
+    lines.append("Campaign decisions")
+    for campaign, decision, reason, count in summary["decisions"]:
+        lines.append(f"  {campaign:<22} {decision:<11} {reason:<24} {count:>6,}")
+    lines.append("Outbox")
+    for status, total, this_run in summary["sends"]:
+        lines.append(f"  {status:<10} {total:>6,} ({this_run:,} this run)")
+    lines.append("")
+    lines.append("Reporting tables refreshed")
+    for name, count in summary["reporting"]:
+        lines.append(f"  reporting.{name:<28} {count:>7,} rows")
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""Find or start the PostgreSQL warehouse and hand out connections to it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+
+LOCAL_SERVER = ("127.0.0.1", 5432)
+DEFAULT_DATABASE = "journey"
+
+
+def _port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def with_database(url: str, database: str) -> str:
+    """Return the same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def database_name(url: str) -> str:
+    return unquote(urlsplit(url).path.lstrip("/")) or DEFAULT_DATABASE
+
+
+def local_server_url(database: str = DEFAULT_DATABASE) -> str | None:
+    """URL of the PostgreSQL on 127.0.0.1:5432 when one answers, else None."""
+    host, port = LOCAL_SERVER
+    if not _port_answers(host, port):
+        return None
+    url = f"postgresql://postgres@{host}:{port}/postgres"
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            pass
+    except psycopg.OperationalError:
+        return None
+    return with_database(url, database)
+
+
+def embedded_server_url(data_dir: Path, database: str = DEFAULT_DATABASE) -> str:
+    """Start (or reuse) an embedded PostgreSQL from the pgserver package; lives with this process."""
+    import pgserver  # imported lazily: only needed when no server answers
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    return with_database(server.get_uri(), database)
+
+
+def ensure_database(url: str) -> None:
+    """Create the URL's database on its server if it does not exist yet."""
+    name = database_name(url)
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'create database "{name}"')
+
+
+@contextmanager
+def connect(url: str, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """Open a psycopg connection; commits on success, rolls back on error."""
+    if not url:
+        raise RuntimeError("JOURNEY_WAREHOUSE_URL is not set: no warehouse to connect to")
+    with psycopg.connect(url, autocommit=autocommit) as conn:
+        yield conn
+
+
+def connection_parts(url: str) -> dict[str, str]:
+    """Split a postgres URL into host, port, user, password and dbname (host may be a socket dir)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or "127.0.0.1"])[0]
+    return {
+        "host": host,
+        "port": str(parts.port or query.get("port", ["5432"])[0]),
+        "user": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password or ""),
+        "dbname": database_name(url),
+    }
+
+
+def dbt_environment(url: str) -> dict[str, str]:
+    """Environment variables the dbt profile reads to reach this warehouse."""
+    parts = connection_parts(url)
+    names = {"host": "HOST", "port": "PORT", "user": "USER", "password": "PASSWORD", "dbname": "NAME"}
+    return {f"JOURNEY_DB_{names[key]}": value for key, value in parts.items()}
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The warehouse URL in the form SQLAlchemy (and so Great Expectations) expects."""
+    parts = connection_parts(url)
+    auth = parts["user"] + (f":{parts['password']}" if parts["password"] else "")
+    if parts["host"].startswith("/"):
+        query = urlencode({"host": parts["host"], "port": parts["port"]})
+        return f"postgresql+psycopg2://{auth}@/{parts['dbname']}?{query}"
+    return f"postgresql+psycopg2://{auth}@{parts['host']}:{parts['port']}/{parts['dbname']}"
