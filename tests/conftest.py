@@ -1,0 +1,65 @@
+"""Shared fixtures: an isolated Airflow home and a fresh real PostgreSQL database per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW_TEST_HOME = ROOT / ".airflow" / "test"
+
+# Airflow reads its configuration at import time: point it at a private home before anything imports it.
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_TEST_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+)
+AIRFLOW_TEST_HOME.mkdir(parents=True, exist_ok=True)
+
+
+def _server_url() -> str:
+    """A PostgreSQL server for tests: JOURNEY_TEST_SERVER_URL, the local one, or an embedded one."""
+    from journeyflow import warehouse
+
+    url = os.environ.get("JOURNEY_TEST_SERVER_URL") or warehouse.local_server_url("postgres")
+    if url:
+        return url
+    return warehouse.embedded_server_url(ROOT / ".warehouse" / "test-pgdata", "postgres")
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(server_url: str):
+    """A brand-new database on the test server, dropped after the session."""
+    import psycopg
+
+    from journeyflow.warehouse import ensure_database, with_database
+
+    name = f"journey_test_{uuid.uuid4().hex[:8]}"
+    url = with_database(server_url, name)
+    ensure_database(url)
+    yield url
+    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Airflow's own metadata (SQLite in the private home), migrated once per session."""
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
