@@ -24,7 +24,8 @@ def dbt_executable() -> str:
 
 def run_dbt(args: list[str], project_dir: Path, warehouse_url: str) -> str:
     """Run `dbt <args>` in the project; raise DbtFailure naming what failed."""
-    env = {**os.environ, **dbt_environment(warehouse_url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {**os.environ, **dbt_environment(warehouse_url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "DBT_USE_COLORS": "false"}
     command = [dbt_executable(), *args, "--project-dir", str(project_dir),
                "--profiles-dir", str(project_dir)]
     log.info("running %s", " ".join(command[:1 + len(args)]))

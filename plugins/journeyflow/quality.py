@@ -60,6 +60,12 @@ class CheckResult:
         return f"{self.table}: {self.expectation}({arguments}) failed: {detail}"
 
 
+def _severity(config) -> str:
+    """GX `critical` stops the gated branch (error); `warning` and `info` are recorded (warn)."""
+    level = str(getattr(config, "severity", None) or "critical").lower().split(".")[-1]
+    return "error" if level == "critical" else "warn"
+
+
 def _check_from_result(table: str, outcome) -> CheckResult:
     config = outcome.expectation_config
     kwargs = {key: value for key, value in config.kwargs.items() if key != "batch_id"}
@@ -70,7 +76,7 @@ def _check_from_result(table: str, outcome) -> CheckResult:
         column=kwargs.get("column"),
         kwargs=kwargs,
         success=bool(outcome.success),
-        severity=(config.meta or {}).get("severity", "error"),
+        severity=_severity(config),
         observed_value=result.get("observed_value"),
         unexpected_count=result.get("unexpected_count"),
         sample=list(result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE],

@@ -1,0 +1,55 @@
+{#- Journey stages in funnel order. -#}
+{% macro journey_stages() -%}
+    {{ return(['awareness', 'consideration', 'decision', 'retention']) }}
+{%- endmacro %}
+
+{#- Elapsed hours between two timestamps, as a decimal number. -#}
+{% macro hours_between(start_column, end_column) -%}
+    {{ return(adapter.dispatch('hours_between', 'journeyflow')(start_column, end_column)) }}
+{%- endmacro %}
+
+{% macro default__hours_between(start_column, end_column) -%}
+    cast({{ dbt.datediff(start_column, end_column, 'second') }} as {{ dbt.type_numeric() }}) / 3600
+{%- endmacro %}
+
+{% macro postgres__hours_between(start_column, end_column) -%}
+    {#- exact elapsed time, unaffected by the session time zone and DST -#}
+    cast(extract(epoch from ({{ end_column }} - {{ start_column }})) / 3600 as numeric)
+{%- endmacro %}
+
+{#- Calendar day (UTC) of a timestamp. -#}
+{% macro utc_date(column_name) -%}
+    {{ return(adapter.dispatch('utc_date', 'journeyflow')(column_name)) }}
+{%- endmacro %}
+
+{% macro default__utc_date(column_name) -%}
+    cast({{ dbt.date_trunc('day', column_name) }} as date)
+{%- endmacro %}
+
+{% macro postgres__utc_date(column_name) -%}
+    cast(timezone('UTC', {{ column_name }}) as date)
+{%- endmacro %}
+
+{#- Median of an expression, as an aggregate. -#}
+{% macro median(expression) -%}
+    {{ return(adapter.dispatch('median', 'journeyflow')(expression)) }}
+{%- endmacro %}
+
+{% macro default__median(expression) -%}
+    percentile_cont(0.5) within group (order by {{ expression }})
+{%- endmacro %}
+
+{#- Timestamp of the dbt invocation, as a SQL literal (same value for every model in a run). -#}
+{% macro build_timestamp() -%}
+    {{ return(adapter.dispatch('build_timestamp', 'journeyflow')()) }}
+{%- endmacro %}
+
+{% macro default__build_timestamp() -%}
+    {%- if run_started_at is none -%}{{ return(dbt.current_timestamp()) }}{%- endif -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro postgres__build_timestamp() -%}
+    {%- if run_started_at is none -%}{{ return(dbt.current_timestamp()) }}{%- endif -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamptz)
+{%- endmacro %}
