@@ -1,0 +1,177 @@
+"""The whole journey loop on real PostgreSQL: counts, exactly-once sending, idempotent reruns, gates."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.identity_oracle import expected_profile_count
+
+pytestmark = pytest.mark.integration
+
+SOURCES = ["crm_contacts", "email_events", "orders", "support_tickets", "web_events"]
+CHECKED_SCHEMAS = ("raw", "marts", "reporting", "activation", "intermediate")
+
+
+def _count(db, relation: str) -> int:
+    return db.execute(f"select count(*) from {relation}").fetchone()[0]
+
+
+def _table_counts(db) -> dict[str, int]:
+    tables = db.execute(
+        "select table_schema || '.' || table_name from information_schema.tables"
+        " where table_schema = any(%s) and table_type = 'BASE TABLE' order by 1",
+        (list(CHECKED_SCHEMAS),),
+    ).fetchall()
+    return {name: _count(db, name) for (name,) in tables}
+
+
+def _reporting_fingerprint(db) -> dict[str, str]:
+    names = db.execute(
+        "select table_name from information_schema.tables where table_schema = 'reporting'"
+    ).fetchall()
+    return {
+        name: db.execute(
+            f"select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from reporting.{name} t"
+        ).fetchone()[0]
+        for (name,) in names
+    }
+
+
+@pytest.fixture(scope="module")
+def first_run(run_pipeline, sendgrid_sink):
+    state = run_pipeline()
+    return state, len(sendgrid_sink.messages())
+
+
+def test_first_run_succeeds(first_run):
+    state, _ = first_run
+    assert state == "success"
+
+
+def test_raw_holds_every_good_row_and_quarantines_the_malformed(first_run, db, demo_files):
+    _, manifest = demo_files
+    for source in SOURCES:
+        good = manifest["rows"][source] - manifest["malformed"][source]
+        assert _count(db, f"raw.{source}") == good, source
+        assert _count(db, f"raw.{source}__rejected") == manifest["malformed"][source], source
+    reasons = db.execute("select _reason from raw.orders__rejected").fetchall()
+    assert all(reason for (reason,) in reasons)
+
+
+def test_marts_resolve_one_profile_per_connected_person(first_run, db):
+    assert _count(db, "marts.dim_customers") == expected_profile_count(db)
+    assert db.execute(
+        "select count(*) from marts.dim_customers where current_stage is not null"
+    ).fetchone()[0] > 0
+
+
+def test_every_touchpoint_lands_in_fct_touchpoints(first_run, db):
+    expected = (
+        _count(db, "raw.web_events")
+        + _count(db, "raw.orders")
+        + _count(db, "raw.support_tickets")
+        + db.execute("select count(*) from raw.support_tickets where solved_at is not null").fetchone()[0]
+        + _count(db, "raw.email_events")
+    )
+    assert _count(db, "marts.fct_touchpoints") == expected
+    orphans = db.execute(
+        "select count(*) from marts.fct_touchpoints t left join marts.dim_customers d using (profile_id)"
+        " where d.profile_id is null"
+    ).fetchone()[0]
+    assert orphans == 0
+
+
+def test_stage_history_covers_every_staged_profile(first_run, db):
+    staged = db.execute(
+        "select count(*) from marts.dim_customers where current_stage is not null"
+    ).fetchone()[0]
+    current_spells = db.execute(
+        "select count(*) from marts.fct_customer_stage_history where is_current"
+    ).fetchone()[0]
+    assert current_spells == staged
+
+
+def test_reporting_tables_are_built(first_run, db):
+    days, spells = db.execute(
+        "select count(distinct (entered_at at time zone 'UTC')::date), count(*)"
+        " from marts.fct_customer_stage_history"
+    ).fetchone()
+    assert _count(db, "reporting.rpt_funnel_daily") == days * 4  # zero-filled day x stage grid
+    assert db.execute("select sum(entered) from reporting.rpt_funnel_daily").fetchone()[0] == spells
+    windows = db.execute(
+        "select count(*) from (select campaign_id, trigger_window from activation.campaign_decisions"
+        " union select campaign_id, trigger_window from activation.campaign_sends) w"
+    ).fetchone()[0]
+    assert windows > 0
+    assert _count(db, "reporting.rpt_campaign_sends") == windows
+
+
+def test_each_eligible_person_gets_exactly_one_message(first_run, db, sendgrid_sink):
+    _, messages_after_first_run = first_run
+    decided = db.execute(
+        "select count(*) from activation.campaign_decisions where decision = 'send'"
+    ).fetchone()[0]
+    sent = db.execute(
+        "select send_id, email from activation.campaign_sends where status = 'sent'"
+    ).fetchall()
+    assert decided > 0
+    assert messages_after_first_run == decided == len(sent)
+    at_sink = {(args["send_id"], email) for email, args in sendgrid_sink.messages()}
+    assert at_sink == set(sent)
+
+
+def test_suppressed_people_get_nothing(first_run, db, sendgrid_sink):
+    recipients = {email for email, _ in sendgrid_sink.messages()}
+    blocked = db.execute(
+        "select d.email from marts.dim_customers d where d.email is not null and"
+        " (d.email_status <> 'ok' or not d.email_consent or d.has_open_support_case)"
+    ).fetchall()
+    assert blocked, "demo data should contain people to suppress"
+    assert recipients.isdisjoint({email for (email,) in blocked})
+
+
+def test_mail_requests_never_carry_the_api_key(first_run, sendgrid_sink):
+    assert sendgrid_sink.requests
+    assert "test-key-must-never-be-logged" not in repr(sendgrid_sink.requests)
+
+
+def test_rerunning_the_interval_changes_nothing_and_sends_nothing(first_run, run_pipeline, db,
+                                                                  sendgrid_sink):
+    _, messages_after_first_run = first_run
+    before = _table_counts(db)
+    assert run_pipeline() == "success"
+    assert _table_counts(db) == before
+    assert len(sendgrid_sink.messages()) == messages_after_first_run
+
+
+def test_broken_raw_batch_stops_the_run_at_gate_raw(first_run, run_pipeline, db, sendgrid_sink,
+                                                    pipeline_env):
+    from journeyflow import pipeline
+    from journeyflow.quality import DataQualityError
+
+    messages_before = len(sendgrid_sink.messages())
+    reporting_before = _reporting_fingerprint(db)
+    broken = pipeline_env / "orders" / "orders_late_batch.csv"
+    broken.write_text(
+        "order_id,customer_email,amount,currency,status,ts\n"
+        "late-1,someone@example.com,-25.00,USD,completed,2026-10-30T10:00:00Z\n"
+        "late-2,someone@example.com,10.00,USD,shipped,2026-10-30T11:00:00Z\n"
+    )
+    try:
+        assert run_pipeline() == "failed"
+        with pytest.raises(DataQualityError) as failure:
+            pipeline.gate("gate_raw", "broken-batch-check")
+    finally:
+        broken.unlink()
+    message = str(failure.value)
+    assert "raw.orders: expect_column_values_to_be_between(column='amount', min_value=0" in message
+    assert "-25" in message
+    assert "raw.orders: expect_column_values_to_be_in_set(column='status'" in message
+    assert "shipped" in message
+    assert len(sendgrid_sink.messages()) == messages_before
+    assert _reporting_fingerprint(db) == reporting_before
+    recorded = db.execute(
+        "select count(*) from dq.validation_results where gate = 'gate_raw' and not success"
+        " and table_name = 'raw.orders'"
+    ).fetchone()[0]
+    assert recorded >= 2
