@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from journeyflow import warehouse
+from journeyflow.progress import ProgressPrinter
 from journeyflow.settings import PROJECT_ROOT
 
 DAG_ID = "journey_pipeline"
@@ -62,20 +63,29 @@ def prepare_demo_data(data_dir: Path, customers: int, seed: int) -> None:
         print(f"    {source:<18} {count:>9,} records", flush=True)
 
 
-def run_airflow(args: list[str], env: dict[str, str], quiet: bool = False) -> None:
-    """Run an `airflow` command with the project's environment; raise if it fails."""
+def run_airflow(args: list[str], env: dict[str, str], log_path: Path) -> None:
+    """Run an `airflow` command, full log to a file, condensed progress to the terminal."""
     executable = Path(sys.executable).with_name("airflow")
-    output = subprocess.DEVNULL if quiet else None
-    completed = subprocess.run([str(executable), *args], env=env, stdout=output, stderr=output)
-    if completed.returncode != 0:
-        raise SystemExit(f"airflow {' '.join(args)} failed with exit code {completed.returncode}")
+    printer = ProgressPrinter(lambda text: print(text, flush=True))
+    with open(log_path, "w") as log_file, subprocess.Popen(
+        [str(executable), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        for line in process.stdout:
+            log_file.write(line)
+            printer.feed(line)
+    failed = process.returncode != 0 or printer.state not in (None, "success")
+    if failed:
+        raise SystemExit(f"airflow {' '.join(args)} failed; full log in {log_path}")
 
 
-def run_dag(env: dict[str, str], logical_date: date) -> None:
+def run_dag(env: dict[str, str], logical_date: date, log_dir: Path) -> None:
     step("initialising Airflow metadata (.airflow/)")
-    run_airflow(["db", "migrate"], env, quiet=True)
-    step(f"running DAG {DAG_ID} for {logical_date} (airflow dags test)")
-    run_airflow(["dags", "test", DAG_ID, logical_date.isoformat()], env)
+    run_airflow(["db", "migrate"], env, log_dir / "airflow-db-migrate.log")
+    step(f"running DAG {DAG_ID} for {logical_date} (airflow dags test; full log in "
+         f"{log_dir.name}/airflow-dags-test.log)")
+    run_airflow(["dags", "test", DAG_ID, logical_date.isoformat()], env,
+                log_dir / "airflow-dags-test.log")
 
 
 def print_summary(url: str, started: float) -> None:
@@ -103,7 +113,7 @@ def demo(arguments: argparse.Namespace) -> None:
             env["JOURNEY_SENDGRID_HOST"] = sink.url
             env.setdefault("JOURNEY_SENDGRID_API_KEY", DEMO_API_KEY)
             step(f"local SendGrid sink listening on {sink.url} (records to .demo/sendgrid.jsonl)")
-        run_dag(env, DEMO_END_DATE)
+        run_dag(env, DEMO_END_DATE, root / ".demo")
     print_summary(url, started)
 
 

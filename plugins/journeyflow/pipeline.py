@@ -95,6 +95,10 @@ def send_campaigns(as_of: datetime, run_id: str) -> list[dict]:
             if sending:
                 activation.deliver(conn, campaign, client, settings.sendgrid_from_email,
                                    settings.campaign_mode == "sandbox", report)
-            log.info("campaign %s: %s", campaign.campaign_id, report)
+            log.info(
+                "%s: audience %d, to send %d, suppressed %d, sent %d, failed %d, in doubt %d",
+                campaign.campaign_id, report.audience, report.decided_send, report.suppressed,
+                report.sent, report.failed, report.in_doubt,
+            )
             reports.append(vars(report))
     return reports

@@ -88,6 +88,7 @@ def run_checkpoint(expectations_dir: Path, warehouse_url: str, checkpoint: str,
     """Run one Great Expectations checkpoint against the warehouse and flatten its results."""
     os.environ[CONNECTION_VARIABLE] = sqlalchemy_url(warehouse_url)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx  # heavy import: only inside the task, never at DAG parse
     from great_expectations.core.run_identifier import RunIdentifier
 
