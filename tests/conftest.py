@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_TEST_HOME = ROOT / ".airflow" / "test"
 
-# Airflow reads its configuration at import time: point it at a private home before anything imports it.
+# Airflow reads its configuration at import time: point it at a private home first.
 os.environ.update(
     {
         "AIRFLOW_HOME": str(AIRFLOW_TEST_HOME),

@@ -1,4 +1,4 @@
-"""Campaign activation: decide who gets a message, write the outbox, send it through SendGrid once."""
+"""Campaign activation: decide who gets a message, write the outbox, send through SendGrid once."""
 
 from __future__ import annotations
 
@@ -66,8 +66,9 @@ def decide(campaign: Campaign, person: dict[str, Any]) -> tuple[str, str]:
     return "send", "eligible"
 
 
-def record_decisions(conn: psycopg.Connection, campaign: Campaign, as_of: datetime,
-                     run_id: str) -> SendReport:
+def record_decisions(
+    conn: psycopg.Connection, campaign: Campaign, as_of: datetime, run_id: str
+) -> SendReport:
     """Evaluate the audience and write decisions and pending outbox rows (first decision sticks)."""
     report = SendReport(campaign.campaign_id)
     params = {"stage": campaign.stage, "as_of": as_of, "min_days": campaign.min_days}
@@ -156,8 +157,13 @@ def post_with_retries(client, body: dict[str, Any]):
             attempt += 1
 
 
-def _mark(conn: psycopg.Connection, send_ids: list[str], status: str, message_id: str | None,
-          error: str | None) -> None:
+def _mark(
+    conn: psycopg.Connection,
+    send_ids: list[str],
+    status: str,
+    message_id: str | None,
+    error: str | None,
+) -> None:
     with conn.transaction():
         conn.execute(
             "update activation.campaign_sends set status = %s, sg_message_id = %s, error = %s,"
@@ -172,8 +178,14 @@ def _error_text(error: Exception) -> str:
     return f"{getattr(error, 'status_code', '')} {detail}".strip()[:2000]
 
 
-def deliver(conn: psycopg.Connection, campaign: Campaign, client, from_email: str,
-            sandbox: bool, report: SendReport) -> None:
+def deliver(
+    conn: psycopg.Connection,
+    campaign: Campaign,
+    client,
+    from_email: str,
+    sandbox: bool,
+    report: SendReport,
+) -> None:
     """Send every pending outbox row of the campaign in batches; record sent or failed."""
     from python_http_client.exceptions import HTTPError
 
@@ -193,5 +205,8 @@ def deliver(conn: psycopg.Connection, campaign: Campaign, client, from_email: st
 
 def count_in_doubt(conn: psycopg.Connection, campaign: Campaign) -> int:
     """Rows claimed by an earlier attempt that never confirmed: never re-sent automatically."""
-    query = "select count(*) from activation.campaign_sends where campaign_id = %s and status = 'sending'"
+    query = (
+        "select count(*) from activation.campaign_sends"
+        " where campaign_id = %s and status = 'sending'"
+    )
     return conn.execute(query, (campaign.campaign_id,)).fetchone()[0]

@@ -40,7 +40,9 @@ def _parse_campaign(campaign_id: str, body: Any) -> Campaign:
         raise CampaignConfigError(f"{where}.trigger: expected a mapping")
     stage = _field(trigger, "stalled_in_stage", f"{where}.trigger")
     if stage not in STAGES:
-        raise CampaignConfigError(f"{where}.trigger.stalled_in_stage: {stage!r} not in {sorted(STAGES)}")
+        raise CampaignConfigError(
+            f"{where}.trigger.stalled_in_stage: {stage!r} not in {sorted(STAGES)}"
+        )
     min_days = _field(trigger, "min_days", f"{where}.trigger")
     if not isinstance(min_days, int) or min_days < 0:
         raise CampaignConfigError(f"{where}.trigger.min_days: must be a non-negative integer")

@@ -67,10 +67,16 @@ def run_airflow(args: list[str], env: dict[str, str], log_path: Path) -> None:
     """Run an `airflow` command, full log to a file, condensed progress to the terminal."""
     executable = Path(sys.executable).with_name("airflow")
     printer = ProgressPrinter(lambda text: print(text, flush=True))
-    with open(log_path, "w") as log_file, subprocess.Popen(
-        [str(executable), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
-    ) as process:
+    with (
+        open(log_path, "w") as log_file,
+        subprocess.Popen(
+            [str(executable), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as process,
+    ):
         for line in process.stdout:
             log_file.write(line)
             printer.feed(line)
@@ -82,10 +88,13 @@ def run_airflow(args: list[str], env: dict[str, str], log_path: Path) -> None:
 def run_dag(env: dict[str, str], logical_date: date, log_dir: Path) -> None:
     step("initialising Airflow metadata (.airflow/)")
     run_airflow(["db", "migrate"], env, log_dir / "airflow-db-migrate.log")
-    step(f"running DAG {DAG_ID} for {logical_date} (airflow dags test; full log in "
-         f"{log_dir.name}/airflow-dags-test.log)")
-    run_airflow(["dags", "test", DAG_ID, logical_date.isoformat()], env,
-                log_dir / "airflow-dags-test.log")
+    step(
+        f"running DAG {DAG_ID} for {logical_date} (airflow dags test; full log in "
+        f"{log_dir.name}/airflow-dags-test.log)"
+    )
+    run_airflow(
+        ["dags", "test", DAG_ID, logical_date.isoformat()], env, log_dir / "airflow-dags-test.log"
+    )
 
 
 def print_summary(url: str, started: float) -> None:
@@ -105,8 +114,12 @@ def demo(arguments: argparse.Namespace) -> None:
     url = resolve_warehouse(root)
     data_dir = root / ".demo" / "data"
     prepare_demo_data(data_dir, arguments.customers, arguments.seed)
-    env = {**os.environ, **airflow_environment(root), "JOURNEY_WAREHOUSE_URL": url,
-           "JOURNEY_DATA_DIR": str(data_dir)}
+    env = {
+        **os.environ,
+        **airflow_environment(root),
+        "JOURNEY_WAREHOUSE_URL": url,
+        "JOURNEY_DATA_DIR": str(data_dir),
+    }
     with ExitStack() as stack:
         if "JOURNEY_SENDGRID_HOST" not in os.environ:
             sink = stack.enter_context(SendGridSink(record_path=root / ".demo" / "sendgrid.jsonl"))

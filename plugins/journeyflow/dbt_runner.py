@@ -24,13 +24,29 @@ def dbt_executable() -> str:
 
 def run_dbt(args: list[str], project_dir: Path, warehouse_url: str) -> str:
     """Run `dbt <args>` in the project; raise DbtFailure naming what failed."""
-    env = {**os.environ, **dbt_environment(warehouse_url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           "DBT_USE_COLORS": "false"}
-    command = [dbt_executable(), *args, "--project-dir", str(project_dir),
-               "--profiles-dir", str(project_dir)]
-    log.info("running %s", " ".join(command[:1 + len(args)]))
-    process = subprocess.Popen(command, cwd=project_dir, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        **dbt_environment(warehouse_url),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
+    }
+    command = [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+    ]
+    log.info("running %s", " ".join(command[: 1 + len(args)]))
+    process = subprocess.Popen(
+        command,
+        cwd=project_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     for line in process.stdout:
         lines.append(line.rstrip())

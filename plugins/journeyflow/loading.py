@@ -18,7 +18,14 @@ log = logging.getLogger(__name__)
 
 BATCHES_TABLE = "raw._load_batches"
 METADATA_COLUMNS = ["_batch_id", "_source_file", "_line_number", "_loaded_at", "_record"]
-REJECTED_COLUMNS = ["_batch_id", "_source_file", "_line_number", "_reason", "_raw_text", "_loaded_at"]
+REJECTED_COLUMNS = [
+    "_batch_id",
+    "_source_file",
+    "_line_number",
+    "_reason",
+    "_raw_text",
+    "_loaded_at",
+]
 
 
 class RejectionRateExceeded(RuntimeError):
@@ -55,7 +62,8 @@ def ensure_raw_schema(conn: psycopg.Connection, spec: SourceSpec) -> None:
     conn.execute(
         sql.SQL(
             "create table if not exists {} (_batch_id text not null, _source_file text not null,"
-            " _line_number integer not null, _loaded_at timestamptz not null, _record jsonb not null)"
+            " _line_number integer not null, _loaded_at timestamptz not null,"
+            " _record jsonb not null)"
         ).format(table)
     )
     for column in spec.columns:
@@ -144,8 +152,9 @@ def _check_rejection_rate(spec: SourceSpec, relative_file: str, loaded: int, rej
         )
 
 
-def load_file(conn: psycopg.Connection, spec: SourceSpec, path: Path, data_dir: Path,
-              run_id: str) -> FileLoad:
+def load_file(
+    conn: psycopg.Connection, spec: SourceSpec, path: Path, data_dir: Path, run_id: str
+) -> FileLoad:
     """Load one file as one batch in one transaction; an unchanged file is skipped."""
     relative_file = str(path.relative_to(data_dir))
     checksum = file_checksum(path)
@@ -171,8 +180,9 @@ def discover_files(spec: SourceSpec, data_dir: Path) -> list[Path]:
     return sorted(path for path in data_dir.glob(spec.path) if path.is_file())
 
 
-def extract_source(conn: psycopg.Connection, spec: SourceSpec, data_dir: Path,
-                   run_id: str) -> list[FileLoad]:
+def extract_source(
+    conn: psycopg.Connection, spec: SourceSpec, data_dir: Path, run_id: str
+) -> list[FileLoad]:
     """Load every new or changed file of one source into raw."""
     with conn.transaction():
         ensure_raw_schema(conn, spec)

@@ -51,8 +51,9 @@ def extract(source_name: str, run_id: str) -> dict:
 def gate(checkpoint: str, run_id: str) -> dict:
     """Run a quality gate; persists every result and raises when an error-level check fails."""
     settings = load_settings()
-    checks = quality.run_checkpoint(settings.expectations_dir, settings.warehouse_url,
-                                    checkpoint, run_id)
+    checks = quality.run_checkpoint(
+        settings.expectations_dir, settings.warehouse_url, checkpoint, run_id
+    )
     with connect(settings.warehouse_url) as conn:
         quality.persist_results(conn, checkpoint, run_id, checks)
     return quality.enforce(checkpoint, checks)
@@ -61,15 +62,17 @@ def gate(checkpoint: str, run_id: str) -> dict:
 def build_marts() -> None:
     """dbt build (models, data tests, unit tests) of everything below reporting."""
     settings = load_settings()
-    run_dbt(["build", "--exclude", REPORTING_SELECTOR], settings.dbt_project_dir,
-            settings.warehouse_url)
+    run_dbt(
+        ["build", "--exclude", REPORTING_SELECTOR], settings.dbt_project_dir, settings.warehouse_url
+    )
 
 
 def refresh_reporting() -> None:
     """dbt build of the reporting models BI tools read."""
     settings = load_settings()
-    run_dbt(["build", "--select", REPORTING_SELECTOR], settings.dbt_project_dir,
-            settings.warehouse_url)
+    run_dbt(
+        ["build", "--select", REPORTING_SELECTOR], settings.dbt_project_dir, settings.warehouse_url
+    )
 
 
 def _sendgrid_client(settings):
@@ -93,12 +96,23 @@ def send_campaigns(as_of: datetime, run_id: str) -> list[dict]:
             report = activation.record_decisions(conn, campaign, as_of, run_id)
             report.in_doubt = activation.count_in_doubt(conn, campaign)
             if sending:
-                activation.deliver(conn, campaign, client, settings.sendgrid_from_email,
-                                   settings.campaign_mode == "sandbox", report)
+                activation.deliver(
+                    conn,
+                    campaign,
+                    client,
+                    settings.sendgrid_from_email,
+                    settings.campaign_mode == "sandbox",
+                    report,
+                )
             log.info(
                 "%s: audience %d, to send %d, suppressed %d, sent %d, failed %d, in doubt %d",
-                campaign.campaign_id, report.audience, report.decided_send, report.suppressed,
-                report.sent, report.failed, report.in_doubt,
+                campaign.campaign_id,
+                report.audience,
+                report.decided_send,
+                report.suppressed,
+                report.sent,
+                report.failed,
+                report.in_doubt,
             )
             reports.append(vars(report))
     return reports

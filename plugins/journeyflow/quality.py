@@ -83,8 +83,9 @@ def _check_from_result(table: str, outcome) -> CheckResult:
     )
 
 
-def run_checkpoint(expectations_dir: Path, warehouse_url: str, checkpoint: str,
-                   run_id: str) -> list[CheckResult]:
+def run_checkpoint(
+    expectations_dir: Path, warehouse_url: str, checkpoint: str, run_id: str
+) -> list[CheckResult]:
     """Run one Great Expectations checkpoint against the warehouse and flatten its results."""
     os.environ[CONNECTION_VARIABLE] = sqlalchemy_url(warehouse_url)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -105,8 +106,9 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def persist_results(conn: psycopg.Connection, gate: str, run_id: str,
-                    checks: list[CheckResult]) -> None:
+def persist_results(
+    conn: psycopg.Connection, gate: str, run_id: str, checks: list[CheckResult]
+) -> None:
     """Replace this run's results for the gate in dq.validation_results."""
     with conn.transaction():
         conn.execute(RESULTS_DDL)
@@ -119,9 +121,19 @@ def persist_results(conn: psycopg.Connection, gate: str, run_id: str,
                 " column_name, kwargs, success, severity, observed_value, unexpected_count,"
                 " unexpected_sample) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (run_id, gate, c.table, c.expectation, c.column, _json(c.kwargs), c.success,
-                     c.severity, None if c.observed_value is None else _json(c.observed_value),
-                     c.unexpected_count, _json(c.sample))
+                    (
+                        run_id,
+                        gate,
+                        c.table,
+                        c.expectation,
+                        c.column,
+                        _json(c.kwargs),
+                        c.success,
+                        c.severity,
+                        None if c.observed_value is None else _json(c.observed_value),
+                        c.unexpected_count,
+                        _json(c.sample),
+                    )
                     for c in checks
                 ],
             )

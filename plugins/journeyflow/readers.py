@@ -108,7 +108,9 @@ def coerce_value(column: ColumnSpec, value: Any) -> Any:
     try:
         return PARSERS[column.type](value)
     except (ValueError, InvalidOperation, OverflowError, OSError) as error:
-        raise ValueError(f"field '{column.name}': {value!r} is not a valid {column.type}") from error
+        raise ValueError(
+            f"field '{column.name}': {value!r} is not a valid {column.type}"
+        ) from error
 
 
 def coerce_record(spec: SourceSpec, record: Any) -> tuple[Any, ...]:
@@ -135,12 +137,16 @@ def _json_records(handle: io.TextIOBase, path: Path) -> Iterator[tuple[int, str,
     except json.JSONDecodeError as error:
         raise SourceFileError(f"{path}: expected a JSON array of objects, {error}") from error
     if not isinstance(document, list):
-        raise SourceFileError(f"{path}: expected a JSON array of objects, got {type(document).__name__}")
+        raise SourceFileError(
+            f"{path}: expected a JSON array of objects, got {type(document).__name__}"
+        )
     for number, item in enumerate(document, start=1):
         yield number, json.dumps(item, sort_keys=True), item
 
 
-def _csv_records(handle: io.TextIOBase, path: Path, spec: SourceSpec) -> Iterator[tuple[int, str, Any]]:
+def _csv_records(
+    handle: io.TextIOBase, path: Path, spec: SourceSpec
+) -> Iterator[tuple[int, str, Any]]:
     reader = csv.reader(handle)
     header = next(reader, None)
     required = [column.name for column in spec.columns if column.required]

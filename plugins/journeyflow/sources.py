@@ -11,8 +11,13 @@ import yaml
 
 SOURCE_KINDS = {"files"}
 FILE_FORMATS = {"csv", "jsonl", "json"}
-COLUMN_TYPES = {"text": "text", "timestamp": "timestamptz", "numeric": "numeric",
-                "integer": "bigint", "boolean": "boolean"}
+COLUMN_TYPES = {
+    "text": "text",
+    "timestamp": "timestamptz",
+    "numeric": "numeric",
+    "integer": "bigint",
+    "boolean": "boolean",
+}
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 DEFAULT_MAX_REJECTED_RATIO = 0.05
 

@@ -74,17 +74,22 @@ def format_summary(summary: dict, wall_seconds: float) -> str:
     """Human-readable run summary."""
     lines = [f"Run {summary['run_id']}  ({wall_seconds:.0f} s wall time)", "", "Rows per source"]
     for source, loaded, rejected, this_run in summary["sources"]:
-        lines.append(f"  {source:<18} {loaded:>9,} loaded ({this_run:,} this run), "
-                     f"{rejected:,} quarantined")
+        lines.append(
+            f"  {source:<18} {loaded:>9,} loaded ({this_run:,} this run), {rejected:,} quarantined"
+        )
     lines.append("")
-    lines.append(f"Resolved profiles: {summary['profiles']:,} from {summary['identifiers']:,} identifiers")
+    lines.append(
+        f"Resolved profiles: {summary['profiles']:,} from {summary['identifiers']:,} identifiers"
+    )
     lines.append("Customers per current journey stage")
     for stage in STAGE_ORDER:
         lines.append(f"  {stage:<14} {summary['stages'].get(stage, 0):>7,}")
     orders, revenue, aov, repeat_rate = summary["kpis"]
     lines.append("")
-    lines.append(f"Headline KPIs: {orders or 0:,} orders, revenue {revenue or 0:,.2f}, "
-                 f"average order {aov or 0:,.2f}, repeat-purchase rate {(repeat_rate or 0):.1%}")
+    lines.append(
+        f"Headline KPIs: {orders or 0:,} orders, revenue {revenue or 0:,.2f}, "
+        f"average order {aov or 0:,.2f}, repeat-purchase rate {(repeat_rate or 0):.1%}"
+    )
     lines.append("")
     lines.append("Campaign decisions")
     for campaign, decision, reason, count in summary["decisions"]:

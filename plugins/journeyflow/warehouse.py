@@ -47,7 +47,7 @@ def local_server_url(database: str = DEFAULT_DATABASE) -> str | None:
 
 
 def embedded_server_url(data_dir: Path, database: str = DEFAULT_DATABASE) -> str:
-    """Start (or reuse) an embedded PostgreSQL from the pgserver package; lives with this process."""
+    """Start (or reuse) an embedded PostgreSQL (pgserver package); it lives with this process."""
     import pgserver  # imported lazily: only needed when no server answers
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def connect(url: str, autocommit: bool = False) -> Iterator[psycopg.Connection]:
 
 
 def connection_parts(url: str) -> dict[str, str]:
-    """Split a postgres URL into host, port, user, password and dbname (host may be a socket dir)."""
+    """Split a postgres URL into host, port, user, password, dbname (host may be a socket dir)."""
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     host = query.get("host", [parts.hostname or "127.0.0.1"])[0]
@@ -90,7 +90,13 @@ def connection_parts(url: str) -> dict[str, str]:
 def dbt_environment(url: str) -> dict[str, str]:
     """Environment variables the dbt profile reads to reach this warehouse."""
     parts = connection_parts(url)
-    names = {"host": "HOST", "port": "PORT", "user": "USER", "password": "PASSWORD", "dbname": "NAME"}
+    names = {
+        "host": "HOST",
+        "port": "PORT",
+        "user": "USER",
+        "password": "PASSWORD",
+        "dbname": "NAME",
+    }
     return {f"JOURNEY_DB_{names[key]}": value for key, value in parts.items()}
 
 

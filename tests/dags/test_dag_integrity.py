@@ -47,8 +47,14 @@ def test_parsing_opens_no_network_or_database_connection(monkeypatch):
 
 def test_pipeline_order(dagbag):
     dag = dagbag.dags["journey_pipeline"]
-    chain = ["extract_source", "gate_raw", "build_marts", "gate_marts", "send_campaigns",
-             "refresh_reporting"]
+    chain = [
+        "extract_source",
+        "gate_raw",
+        "build_marts",
+        "gate_marts",
+        "send_campaigns",
+        "refresh_reporting",
+    ]
     for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert downstream in dag.task_dict[upstream].downstream_task_ids
     assert "extract_source" in dag.task_dict["prepare_warehouse"].downstream_task_ids
@@ -71,9 +77,12 @@ def test_heavy_libraries_not_imported_by_parsing():
     code = (
         "import sys; from airflow.dag_processing.dagbag import DagBag;"
         f"DagBag(dag_folder={str(DAGS_FOLDER)!r});"
-        "heavy = [m for m in ('great_expectations', 'dbt', 'sendgrid', 'pandas') if m in sys.modules];"
+        "heavy = [m for m in ('great_expectations', 'dbt', 'sendgrid', 'pandas')"
+        " if m in sys.modules];"
         "print('HEAVY=' + ','.join(heavy))"
     )
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     marker = [line for line in output.stdout.splitlines() if line.startswith("HEAVY=")]
     assert marker == ["HEAVY="], marker

@@ -1,4 +1,4 @@
-"""Integration fixtures: demo data on disk, a local SendGrid sink and a DAG runner on real Postgres."""
+"""Integration fixtures: demo data on disk, a local SendGrid sink, a DAG runner on real Postgres."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def demo_files(tmp_path_factory) -> tuple[Path, dict]:
     from journeyflow.demo_data import generate_demo_data
 
     data_dir = tmp_path_factory.mktemp("data")
-    generate_demo_data(data_dir, customers=TEST_CUSTOMERS, seed=TEST_SEED, end_date=date(2026, 11, 1))
+    generate_demo_data(
+        data_dir, customers=TEST_CUSTOMERS, seed=TEST_SEED, end_date=date(2026, 11, 1)
+    )
     return data_dir, json.loads((data_dir / "manifest.json").read_text())
 
 

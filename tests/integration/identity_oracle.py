@@ -57,10 +57,17 @@ def _records(conn: psycopg.Connection):
     for crm_id, user_id, email, phone in conn.execute(
         "select crm_id, user_id, email, phone from raw.crm_contacts"
     ):
-        yield {"crm_id": crm_id, "user_id": user_id, "email": normalize_email(email),
-               "phone": normalize_phone(phone)}
-    for table, column in (("orders", "customer_email"), ("support_tickets", "requester_email"),
-                          ("email_events", "email")):
+        yield {
+            "crm_id": crm_id,
+            "user_id": user_id,
+            "email": normalize_email(email),
+            "phone": normalize_phone(phone),
+        }
+    for table, column in (
+        ("orders", "customer_email"),
+        ("support_tickets", "requester_email"),
+        ("email_events", "email"),
+    ):
         for (email,) in conn.execute(f"select {column} from raw.{table}"):
             yield {"email": normalize_email(email)}
 

@@ -1,4 +1,4 @@
-"""dbt build (models, data tests, unit tests) on the hand-made fixture gives the documented people."""
+"""dbt build (models, data and unit tests) on the hand-made fixture gives the documented people."""
 
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ def profile_of(db, identifier_type: str, value: str) -> str:
 
 def customer(db, profile_id: str) -> dict:
     with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        return cur.execute("select * from marts.dim_customers where profile_id = %s",
-                           (profile_id,)).fetchone()
+        return cur.execute(
+            "select * from marts.dim_customers where profile_id = %s", (profile_id,)
+        ).fetchone()
 
 
 def test_population_size(fixture_db):
@@ -73,7 +74,9 @@ def test_two_devices_join_through_login_and_late_repeat_is_not_retention(fixture
 
 
 def test_blocklisted_values_never_link_people(fixture_db):
-    assert profile_of(fixture_db, "user_id", "u_frank") != profile_of(fixture_db, "user_id", "u_grace")
+    assert profile_of(fixture_db, "user_id", "u_frank") != profile_of(
+        fixture_db, "user_id", "u_grace"
+    )
     assert profile_of(fixture_db, "crm_id", "c007") != profile_of(fixture_db, "crm_id", "c008")
     blocked = fixture_db.execute(
         "select count(*) from intermediate.int_identifiers_resolved"

@@ -1,4 +1,4 @@
-"""The whole journey loop on real PostgreSQL: counts, exactly-once sending, idempotent reruns, gates."""
+"""The whole loop on real PostgreSQL: counts, one send per person, idempotent reruns, gates."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def _reporting_fingerprint(db) -> dict[str, str]:
     ).fetchall()
     return {
         name: db.execute(
-            f"select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from reporting.{name} t"
+            "select md5(coalesce(string_agg(t::text, '|' order by t::text), ''))"
+            f" from reporting.{name} t"
         ).fetchone()[0]
         for (name,) in names
     }
@@ -60,9 +61,12 @@ def test_raw_holds_every_good_row_and_quarantines_the_malformed(first_run, db, d
 
 def test_marts_resolve_one_profile_per_connected_person(first_run, db):
     assert _count(db, "marts.dim_customers") == expected_profile_count(db)
-    assert db.execute(
-        "select count(*) from marts.dim_customers where current_stage is not null"
-    ).fetchone()[0] > 0
+    assert (
+        db.execute(
+            "select count(*) from marts.dim_customers where current_stage is not null"
+        ).fetchone()[0]
+        > 0
+    )
 
 
 def test_every_touchpoint_lands_in_fct_touchpoints(first_run, db):
@@ -70,12 +74,15 @@ def test_every_touchpoint_lands_in_fct_touchpoints(first_run, db):
         _count(db, "raw.web_events")
         + _count(db, "raw.orders")
         + _count(db, "raw.support_tickets")
-        + db.execute("select count(*) from raw.support_tickets where solved_at is not null").fetchone()[0]
+        + db.execute(
+            "select count(*) from raw.support_tickets where solved_at is not null"
+        ).fetchone()[0]
         + _count(db, "raw.email_events")
     )
     assert _count(db, "marts.fct_touchpoints") == expected
     orphans = db.execute(
-        "select count(*) from marts.fct_touchpoints t left join marts.dim_customers d using (profile_id)"
+        "select count(*) from marts.fct_touchpoints t"
+        " left join marts.dim_customers d using (profile_id)"
         " where d.profile_id is null"
     ).fetchone()[0]
     assert orphans == 0
@@ -99,7 +106,8 @@ def test_reporting_tables_are_built(first_run, db):
     assert _count(db, "reporting.rpt_funnel_daily") == days * 4  # zero-filled day x stage grid
     assert db.execute("select sum(entered) from reporting.rpt_funnel_daily").fetchone()[0] == spells
     windows = db.execute(
-        "select count(*) from (select campaign_id, trigger_window from activation.campaign_decisions"
+        "select count(*) from ("
+        "select campaign_id, trigger_window from activation.campaign_decisions"
         " union select campaign_id, trigger_window from activation.campaign_sends) w"
     ).fetchone()[0]
     assert windows > 0
@@ -135,8 +143,9 @@ def test_mail_requests_never_carry_the_api_key(first_run, sendgrid_sink):
     assert "test-key-must-never-be-logged" not in repr(sendgrid_sink.requests)
 
 
-def test_rerunning_the_interval_changes_nothing_and_sends_nothing(first_run, run_pipeline, db,
-                                                                  sendgrid_sink):
+def test_rerunning_the_interval_changes_nothing_and_sends_nothing(
+    first_run, run_pipeline, db, sendgrid_sink
+):
     _, messages_after_first_run = first_run
     before = _table_counts(db)
     assert run_pipeline() == "success"
@@ -144,8 +153,9 @@ def test_rerunning_the_interval_changes_nothing_and_sends_nothing(first_run, run
     assert len(sendgrid_sink.messages()) == messages_after_first_run
 
 
-def test_broken_raw_batch_stops_the_run_at_gate_raw(first_run, run_pipeline, db, sendgrid_sink,
-                                                    pipeline_env):
+def test_broken_raw_batch_stops_the_run_at_gate_raw(
+    first_run, run_pipeline, db, sendgrid_sink, pipeline_env
+):
     from journeyflow import pipeline
     from journeyflow.quality import DataQualityError
 

@@ -21,8 +21,12 @@ def test_embedded_postgres_starts_and_hosts_the_warehouse(tmp_path):
         "conn = psycopg.connect(url);"
         "print(conn.execute('select current_database(), version()').fetchone())"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "pgdata")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "pgdata")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "('journey', 'PostgreSQL" in result.stdout
 

@@ -24,7 +24,10 @@ PERSON = {
         ({}, ("send", "eligible")),
         ({"email": None}, ("suppressed", "no_email")),
         ({"email_status": "bounced"}, ("suppressed", "email_bounced")),
-        ({"email_status": "unsubscribed", "email_consent": False}, ("suppressed", "email_unsubscribed")),
+        (
+            {"email_status": "unsubscribed", "email_consent": False},
+            ("suppressed", "email_unsubscribed"),
+        ),
         ({"email_consent": False}, ("suppressed", "no_marketing_consent")),
         ({"has_open_support_case": True}, ("suppressed", "open_support_case")),
     ],
@@ -47,8 +50,13 @@ def test_send_id_is_stable_and_distinct_per_window():
 
 def test_mail_body_has_one_personalization_per_recipient_with_send_id():
     rows = [
-        {"send_id": f"s{i}", "profile_id": f"p{i}", "email": f"{i}@x.com", "template_id": "d-1",
-         "campaign_id": "nudge"}
+        {
+            "send_id": f"s{i}",
+            "profile_id": f"p{i}",
+            "email": f"{i}@x.com",
+            "template_id": "d-1",
+            "campaign_id": "nudge",
+        }
         for i in range(3)
     ]
     body = mail_body(rows, "from@x.com", sandbox=True)

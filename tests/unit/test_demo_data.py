@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from journeyflow.demo_data import SOURCE_FILES, count_malformed, generate_demo_data, main
 
 SOURCES_YML = Path(__file__).resolve().parents[2] / "dags" / "config" / "sources.yml"

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from journeyflow.sendgrid_sink import SendGridSink
 from python_http_client.exceptions import (
     BadRequestsError,
     NotFoundError,
@@ -21,6 +20,8 @@ from python_http_client.exceptions import (
 )
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Mail
+
+from journeyflow.sendgrid_sink import SendGridSink
 
 API_KEY = "SG.unit-test-key"
 SENDER = "hello@shop.example.com"

@@ -22,4 +22,6 @@ def test_unix_socket_url_from_embedded_server():
     env = dbt_environment(url)
     assert env["JOURNEY_DB_HOST"] == "/data/pg"
     assert env["JOURNEY_DB_NAME"] == "journey"
-    assert sqlalchemy_url(url) == "postgresql+psycopg2://postgres@/journey?host=%2Fdata%2Fpg&port=5432"
+    assert (
+        sqlalchemy_url(url) == "postgresql+psycopg2://postgres@/journey?host=%2Fdata%2Fpg&port=5432"
+    )
