@@ -18,36 +18,38 @@ from journeyflow.settings import PROJECT_ROOT
 DAG_ID = "journey_pipeline"
 DEMO_END_DATE = date(2026, 11, 1)
 DEMO_API_KEY = "SG.demo-key-not-a-secret"
+WAREHOUSE_CHOICES = ("auto", "local", "embedded")
 
 
 def step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def airflow_environment(root: Path) -> dict[str, str]:
+def airflow_environment(workdir: Path) -> dict[str, str]:
     """Airflow settings for a local, self-contained run (metadata in a git-ignored folder)."""
-    home = root / ".airflow"
-    home.mkdir(exist_ok=True)
+    home = workdir / ".airflow"
+    home.mkdir(parents=True, exist_ok=True)
     return {
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "NO_PROXY": "*",
     }
 
 
-def resolve_warehouse(root: Path) -> str:
+def resolve_warehouse(workdir: Path, choice: str) -> str:
     """JOURNEY_WAREHOUSE_URL, else the local server on 5432, else an embedded PostgreSQL."""
-    url = os.environ.get("JOURNEY_WAREHOUSE_URL")
+    url = os.environ.get("JOURNEY_WAREHOUSE_URL") if choice == "auto" else None
     origin = "JOURNEY_WAREHOUSE_URL"
-    if not url:
+    if not url and choice in ("auto", "local"):
         url = warehouse.local_server_url()
         origin = "local PostgreSQL on 127.0.0.1:5432"
+        if not url and choice == "local":
+            raise SystemExit("no PostgreSQL answers on 127.0.0.1:5432")
     if not url:
-        step("no PostgreSQL answers on 127.0.0.1:5432: starting an embedded one (pgserver)")
-        url = warehouse.embedded_server_url(root / ".warehouse" / "pgdata")
+        step("starting an embedded PostgreSQL (pgserver package) in .warehouse/")
+        url = warehouse.embedded_server_url(workdir / ".warehouse" / "pgdata")
         origin = "embedded PostgreSQL in .warehouse/"
     warehouse.ensure_database(url)
     step(f"warehouse: {origin}, database {warehouse.database_name(url)}")
@@ -80,21 +82,16 @@ def run_airflow(args: list[str], env: dict[str, str], log_path: Path) -> None:
         for line in process.stdout:
             log_file.write(line)
             printer.feed(line)
-    failed = process.returncode != 0 or printer.state not in (None, "success")
-    if failed:
+    if process.returncode != 0 or printer.state not in (None, "success"):
         raise SystemExit(f"airflow {' '.join(args)} failed; full log in {log_path}")
 
 
 def run_dag(env: dict[str, str], logical_date: date, log_dir: Path) -> None:
     step("initialising Airflow metadata (.airflow/)")
     run_airflow(["db", "migrate"], env, log_dir / "airflow-db-migrate.log")
-    step(
-        f"running DAG {DAG_ID} for {logical_date} (airflow dags test; full log in "
-        f"{log_dir.name}/airflow-dags-test.log)"
-    )
-    run_airflow(
-        ["dags", "test", DAG_ID, logical_date.isoformat()], env, log_dir / "airflow-dags-test.log"
-    )
+    log_path = log_dir / "airflow-dags-test.log"
+    step(f"running DAG {DAG_ID} for {logical_date} (airflow dags test; full log in {log_path})")
+    run_airflow(["dags", "test", DAG_ID, logical_date.isoformat()], env, log_path)
 
 
 def print_summary(url: str, started: float) -> None:
@@ -110,23 +107,24 @@ def demo(arguments: argparse.Namespace) -> None:
     from journeyflow.sendgrid_sink import SendGridSink
 
     started = time.monotonic()
-    root = PROJECT_ROOT
-    url = resolve_warehouse(root)
-    data_dir = root / ".demo" / "data"
+    workdir = arguments.workdir.resolve()
+    demo_dir = workdir / ".demo"
+    data_dir = demo_dir / "data"
+    url = resolve_warehouse(workdir, arguments.warehouse)
     prepare_demo_data(data_dir, arguments.customers, arguments.seed)
     env = {
         **os.environ,
-        **airflow_environment(root),
+        **airflow_environment(workdir),
         "JOURNEY_WAREHOUSE_URL": url,
         "JOURNEY_DATA_DIR": str(data_dir),
     }
     with ExitStack() as stack:
         if "JOURNEY_SENDGRID_HOST" not in os.environ:
-            sink = stack.enter_context(SendGridSink(record_path=root / ".demo" / "sendgrid.jsonl"))
+            sink = stack.enter_context(SendGridSink(record_path=demo_dir / "sendgrid.jsonl"))
             env["JOURNEY_SENDGRID_HOST"] = sink.url
             env.setdefault("JOURNEY_SENDGRID_API_KEY", DEMO_API_KEY)
-            step(f"local SendGrid sink listening on {sink.url} (records to .demo/sendgrid.jsonl)")
-        run_dag(env, DEMO_END_DATE, root / ".demo")
+            step(f"local SendGrid sink on {sink.url} (requests recorded in {sink.record_path})")
+        run_dag(env, DEMO_END_DATE, demo_dir)
     print_summary(url, started)
 
 
@@ -136,6 +134,18 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser = commands.add_parser("demo", help="run the whole pipeline on demo data")
     demo_parser.add_argument("--customers", type=int, default=5000)
     demo_parser.add_argument("--seed", type=int, default=42)
+    demo_parser.add_argument(
+        "--warehouse",
+        choices=WAREHOUSE_CHOICES,
+        default="auto",
+        help="auto: JOURNEY_WAREHOUSE_URL, else 127.0.0.1:5432, else embedded",
+    )
+    demo_parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=PROJECT_ROOT,
+        help="where .demo/, .airflow/ and .warehouse/ live (default: the project folder)",
+    )
     demo_parser.set_defaults(handler=demo)
     arguments = parser.parse_args(argv)
     arguments.handler(arguments)

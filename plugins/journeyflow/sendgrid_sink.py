@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ MAX_PERSONALIZATIONS = 1000
 MAX_BODY_BYTES = 30 * 1024 * 1024
 DEFAULT_HOST = "127.0.0.1"
 POLL_INTERVAL_SECONDS = 0.05  # how quickly stop() is noticed
+CONTENT_REQUIRED = "Unless a valid template_id is provided, the content parameter is required."
+RECIPIENTS_REQUIRED = "recipient_emails must be a non-empty list of email addresses."
 
 
 @dataclass
@@ -57,12 +60,7 @@ def mail_send_errors(body: Any) -> list[tuple[str, str | None]]:
     if not isinstance(sender, dict) or not sender.get("email"):
         errors.append(("The from object must be provided for every email send.", "from.email"))
     if not body.get("template_id") and not _has_content(body.get("content")):
-        errors.append(
-            (
-                "Unless a valid template_id is provided, the content parameter is required.",
-                "content",
-            )
-        )
+        errors.append((CONTENT_REQUIRED, "content"))
     return errors
 
 
@@ -99,9 +97,7 @@ def suppression_errors(body: Any) -> list[tuple[str, str | None]]:
     """Validation errors for a global suppression body {"recipient_emails": [...]}."""
     emails = body.get("recipient_emails") if isinstance(body, dict) else None
     if not isinstance(emails, list) or not emails or not all(isinstance(e, str) for e in emails):
-        return [
-            ("recipient_emails must be a non-empty list of email addresses.", "recipient_emails")
-        ]
+        return [(RECIPIENTS_REQUIRED, "recipient_emails")]
     return []
 
 
@@ -250,7 +246,7 @@ class SendGridSink:
         if self.record_path is not None:
             self.record_path.parent.mkdir(parents=True, exist_ok=True)
             with self.record_path.open("a", encoding="utf-8", newline="\n") as handle:
-                handle.write(json.dumps(entry, sort_keys=True) + "\n")
+                handle.write(json.dumps(entry) + "\n")
 
     def _recorded_sends(self) -> int:
         """Mail sends already in the record file, so message ids stay unique across restarts."""
@@ -262,6 +258,13 @@ class SendGridSink:
 
 def _header(headers: dict[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+
+
+def _content_length(value: str | None) -> int | None:
+    """The declared body size, 0 when absent, None when it is not a non-negative integer."""
+    if not value:
+        return 0
+    return int(value) if value.isdigit() else None
 
 
 class _SinkServer(ThreadingHTTPServer):
@@ -292,11 +295,14 @@ class _SinkHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        length = _content_length(self.headers.get("Content-Length"))
+        if length is None:
+            self._send(error_reply(400, ("invalid Content-Length", None)))
+            return
         if length > MAX_BODY_BYTES:
             self._send(error_reply(413, ("payload too large", None)))
             return
-        raw = self.rfile.read(length) if length > 0 else b""
+        raw = self.rfile.read(length) if length else b""
         headers = dict(self.headers.items())
         self._send(self.server.sink.handle(self.command, self.path, headers, raw))
 
@@ -323,14 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=3025)
     parser.add_argument("--record", type=Path, default=None, help="append accepted requests here")
     args = parser.parse_args(argv)
-    with SendGridSink(
-        record_path=args.record, port=args.port, host=args.host, verbose=True
-    ) as sink:
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    sink = SendGridSink(record_path=args.record, port=args.port, host=args.host, verbose=True)
+    with sink:
         print(f"SendGrid sink listening on {sink.url} (Ctrl-C to stop)", flush=True)
         try:
-            threading.Event().wait()
+            while not stopping.wait(0.5):
+                pass
         except KeyboardInterrupt:
             pass
+    print("SendGrid sink stopped", flush=True)
     return 0
 
 
