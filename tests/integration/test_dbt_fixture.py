@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,9 +20,8 @@ FIXTURE = DBT_PROJECT / "integration_tests" / "fixtures" / "raw_fixture.sql"
 
 @pytest.fixture(scope="module")
 def fixture_db(server_url):
-    url = with_database(server_url, "journey_test_dbt_fixture")
-    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as conn:
-        conn.execute('drop database if exists "journey_test_dbt_fixture" with (force)')
+    name = f"journey_test_fixture_{uuid.uuid4().hex[:8]}"
+    url = with_database(server_url, name)
     ensure_database(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(FIXTURE.read_text())
@@ -29,7 +29,7 @@ def fixture_db(server_url):
     with psycopg.connect(url, autocommit=True) as conn:
         yield conn
     with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as conn:
-        conn.execute('drop database if exists "journey_test_dbt_fixture" with (force)')
+        conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def profile_of(db, identifier_type: str, value: str) -> str:
