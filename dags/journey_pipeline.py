@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import dag, task
+from airflow.sdk import chain, dag, task
 
 from journeyflow import pipeline
 
@@ -36,29 +36,44 @@ def journey_pipeline():
         return pipeline.extract(source_name, run_id)
 
     @task(retries=0)
-    def gate_raw(run_id: str | None = None) -> dict:
-        return pipeline.gate("gate_raw", run_id)
+    def gate_raw(run_id: str | None = None, data_interval_end=None) -> dict:
+        return pipeline.gate("gate_raw", run_id, data_interval_end)
 
     @task
     def build_marts() -> None:
         pipeline.build_marts()
 
     @task(retries=0)
-    def gate_marts(run_id: str | None = None) -> dict:
-        return pipeline.gate("gate_marts", run_id)
+    def gate_marts(run_id: str | None = None, data_interval_end=None) -> dict:
+        return pipeline.gate("gate_marts", run_id, data_interval_end)
 
     @task
     def send_campaigns(run_id: str | None = None, data_interval_end=None) -> list[dict]:
         return pipeline.send_campaigns(data_interval_end, run_id)
 
     @task
-    def refresh_reporting() -> None:
-        pipeline.refresh_reporting()
+    def build_reporting() -> None:
+        pipeline.build_reporting()
 
-    extracted = extract_source.expand(source_name=pipeline.source_names())
-    prepare_warehouse() >> extracted
-    marts = build_marts()
-    extracted >> gate_raw() >> marts >> gate_marts() >> send_campaigns() >> refresh_reporting()
+    @task(retries=0)
+    def gate_reporting(run_id: str | None = None, data_interval_end=None) -> dict:
+        return pipeline.gate("gate_reporting", run_id, data_interval_end)
+
+    @task
+    def publish_reporting() -> list[str]:
+        return pipeline.publish_reporting()
+
+    chain(
+        prepare_warehouse(),
+        extract_source.expand(source_name=pipeline.source_names()),
+        gate_raw(),
+        build_marts(),
+        gate_marts(),
+        send_campaigns(),
+        build_reporting(),
+        gate_reporting(),
+        publish_reporting(),
+    )
 
 
 dag_object = journey_pipeline()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from journeyflow import activation, loading, quality
+from journeyflow import activation, loading, publishing, quality
 from journeyflow.campaigns import load_campaigns
 from journeyflow.dbt_runner import run_dbt
 from journeyflow.settings import load_settings
@@ -48,11 +49,24 @@ def extract(source_name: str, run_id: str) -> dict:
     }
 
 
-def gate(checkpoint: str, run_id: str) -> dict:
+def quality_rules(settings) -> quality.QualityRules:
+    return quality.QualityRules(
+        history_start=datetime.fromisoformat(settings.history_start).replace(tzinfo=UTC),
+        freshness=timedelta(hours=settings.freshness_hours),
+        row_drop_tolerance=settings.row_drop_tolerance,
+    )
+
+
+def gate(checkpoint: str, run_id: str, interval_end: datetime) -> dict:
     """Run a quality gate; persists every result and raises when an error-level check fails."""
     settings = load_settings()
     checks = quality.run_checkpoint(
-        settings.expectations_dir, settings.warehouse_url, checkpoint, run_id
+        settings.expectations_dir,
+        settings.warehouse_url,
+        checkpoint,
+        run_id,
+        interval_end,
+        quality_rules(settings),
     )
     with connect(settings.warehouse_url) as conn:
         quality.persist_results(conn, checkpoint, run_id, checks)
@@ -67,12 +81,27 @@ def build_marts() -> None:
     )
 
 
-def refresh_reporting() -> None:
-    """dbt build of the reporting models BI tools read."""
+def build_reporting() -> None:
+    """dbt build of the reporting models into the build schema, aside from what BI reads."""
     settings = load_settings()
     run_dbt(
-        ["build", "--select", REPORTING_SELECTOR], settings.dbt_project_dir, settings.warehouse_url
+        [
+            "build",
+            "--select",
+            REPORTING_SELECTOR,
+            "--vars",
+            json.dumps({"reporting_schema": publishing.BUILD_SCHEMA}),
+        ],
+        settings.dbt_project_dir,
+        settings.warehouse_url,
     )
+
+
+def publish_reporting() -> list[str]:
+    """Swap the validated reporting build in, atomically; returns the published tables."""
+    settings = load_settings()
+    with connect(settings.warehouse_url) as conn:
+        return publishing.publish_schema(conn, publishing.BUILD_SCHEMA, publishing.LIVE_SCHEMA)
 
 
 def _sendgrid_client(settings):

@@ -29,6 +29,9 @@ class Settings:
     sendgrid_api_key: str
     sendgrid_from_email: str
     campaign_mode: str
+    history_start: str = "2015-01-01"
+    freshness_hours: float = 72.0
+    row_drop_tolerance: float = 0.5
 
     @property
     def dbt_target_dir(self) -> Path:
@@ -53,4 +56,7 @@ def load_settings() -> Settings:
         sendgrid_api_key=os.environ.get("JOURNEY_SENDGRID_API_KEY", ""),
         sendgrid_from_email=os.environ.get("JOURNEY_SENDGRID_FROM", "journeys@example.com"),
         campaign_mode=mode,
+        history_start=os.environ.get("JOURNEY_HISTORY_START", "2015-01-01"),
+        freshness_hours=float(os.environ.get("JOURNEY_FRESHNESS_HOURS", "72")),
+        row_drop_tolerance=float(os.environ.get("JOURNEY_ROW_DROP_TOLERANCE", "0.5")),
     )

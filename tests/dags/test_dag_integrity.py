@@ -53,7 +53,9 @@ def test_pipeline_order(dagbag):
         "build_marts",
         "gate_marts",
         "send_campaigns",
-        "refresh_reporting",
+        "build_reporting",
+        "gate_reporting",
+        "publish_reporting",
     ]
     for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert downstream in dag.task_dict[upstream].downstream_task_ids

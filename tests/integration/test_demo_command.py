@@ -46,7 +46,9 @@ def test_demo_runs_end_to_end_on_an_embedded_warehouse(tmp_path):
         "build_marts",
         "gate_marts",
         "send_campaigns",
-        "refresh_reporting",
+        "build_reporting",
+        "gate_reporting",
+        "publish_reporting",
     ):
         assert f"  > {task}" in output
     assert "= run finished: success" in output
