@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench docs clean env
+.PHONY: demo test lint format bench bench-gates docs clean env lock
 
 env: $(INSTALLED)
 
@@ -36,3 +36,9 @@ lock:
 
 clean:
 	rm -rf .airflow .demo dbt_project/target dbt_project/logs
+
+bench-gates: $(INSTALLED)
+	$(BIN)/python tests/benchmarks/bench_gates.py $(BENCH_ARGS)
+
+docs: $(INSTALLED)
+	$(BIN)/python -m journeyflow.cli docs

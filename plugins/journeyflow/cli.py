@@ -128,25 +128,51 @@ def demo(arguments: argparse.Namespace) -> None:
     print_summary(url, started)
 
 
+def docs(arguments: argparse.Namespace) -> None:
+    """Build dbt docs and Great Expectations Data Docs as static sites under site/."""
+    from journeyflow.dbt_runner import run_dbt
+    from journeyflow.quality import build_data_docs
+
+    url = resolve_warehouse(arguments.workdir.resolve(), arguments.warehouse)
+    site = PROJECT_ROOT / "site"
+    step("dbt docs generate -> site/dbt/")
+    run_dbt(
+        ["docs", "generate", "--target-path", str(site / "dbt")],
+        PROJECT_ROOT / "dbt_project",
+        url,
+    )
+    step("Great Expectations Data Docs -> site/data-quality/")
+    for location in build_data_docs(PROJECT_ROOT / "expectations", url):
+        print(f"    {location}")
+    print(f"    {(site / 'dbt' / 'index.html').as_uri()}  (serve with: dbt docs serve)")
+
+
+def _add_warehouse_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--warehouse",
+        choices=WAREHOUSE_CHOICES,
+        default="auto",
+        help="auto: JOURNEY_WAREHOUSE_URL, else 127.0.0.1:5432, else embedded",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=PROJECT_ROOT,
+        help="where .demo/, .airflow/ and .warehouse/ live (default: the project folder)",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="journeyflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="run the whole pipeline on demo data")
     demo_parser.add_argument("--customers", type=int, default=5000)
     demo_parser.add_argument("--seed", type=int, default=42)
-    demo_parser.add_argument(
-        "--warehouse",
-        choices=WAREHOUSE_CHOICES,
-        default="auto",
-        help="auto: JOURNEY_WAREHOUSE_URL, else 127.0.0.1:5432, else embedded",
-    )
-    demo_parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=PROJECT_ROOT,
-        help="where .demo/, .airflow/ and .warehouse/ live (default: the project folder)",
-    )
+    _add_warehouse_options(demo_parser)
     demo_parser.set_defaults(handler=demo)
+    docs_parser = commands.add_parser("docs", help="build dbt docs and GX Data Docs in site/")
+    _add_warehouse_options(docs_parser)
+    docs_parser.set_defaults(handler=docs)
     arguments = parser.parse_args(argv)
     arguments.handler(arguments)
 

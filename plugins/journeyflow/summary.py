@@ -58,6 +58,13 @@ def collect_summary(conn: psycopg.Connection) -> dict:
         " from activation.campaign_sends group by 1 order by 1",
         (run_id,),
     )
+    summary["quality"] = _rows(
+        conn,
+        "select gate, count(*), count(*) filter (where not success and severity = 'error'),"
+        " count(*) filter (where not success and severity = 'warn')"
+        " from dq.validation_results where run_id = %s group by gate order by min(validated_at)",
+        (run_id,),
+    )
     summary["reporting"] = _rows(
         conn,
         "select table_name from information_schema.tables where table_schema = 'reporting'"
@@ -98,7 +105,12 @@ def format_summary(summary: dict, wall_seconds: float) -> str:
     for status, total, this_run in summary["sends"]:
         lines.append(f"  {status:<10} {total:>6,} ({this_run:,} this run)")
     lines.append("")
-    lines.append("Reporting tables refreshed")
+    lines.append("Quality gates")
+    for gate, checks, errors, warnings in summary["quality"]:
+        verdict = "passed" if not errors else f"FAILED ({errors} error(s))"
+        lines.append(f"  {gate:<16} {checks:>4} checks {verdict}, {warnings} warning(s)")
+    lines.append("")
+    lines.append("Reporting tables published")
     for name, count in summary["reporting"]:
         lines.append(f"  reporting.{name:<28} {count:>7,} rows")
     return "\n".join(lines)

@@ -59,7 +59,8 @@ def test_demo_runs_end_to_end_on_an_embedded_warehouse(tmp_path):
         "Headline KPIs:",
         "Campaign decisions",
         "Outbox",
-        "Reporting tables refreshed",
+        "Quality gates",
+        "Reporting tables published",
         "wall time",
     ):
         assert heading in output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.integration.conftest import LOGICAL_DATE
 from tests.integration.identity_oracle import expected_profile_count
 
 pytestmark = pytest.mark.integration
@@ -170,7 +171,7 @@ def test_broken_raw_batch_stops_the_run_at_gate_raw(
     try:
         assert run_pipeline() == "failed"
         with pytest.raises(DataQualityError) as failure:
-            pipeline.gate("gate_raw", "broken-batch-check")
+            pipeline.gate("gate_raw", "broken-batch-check", LOGICAL_DATE)
     finally:
         broken.unlink()
     message = str(failure.value)
