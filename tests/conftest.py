@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,19 +45,28 @@ def server_url() -> str:
     return _server_url()
 
 
-@pytest.fixture(scope="session")
-def warehouse_url(server_url: str):
-    """A brand-new database on the test server, dropped after the session."""
+@contextmanager
+def fresh_database(server_url: str, purpose: str) -> Iterator[str]:
+    """A brand-new, uniquely named database on the test server, dropped afterwards."""
     import psycopg
 
     from journeyflow.warehouse import ensure_database, with_database
 
-    name = f"journey_test_{uuid.uuid4().hex[:8]}"
+    name = f"journey_test_{purpose}_{uuid.uuid4().hex[:8]}"
     url = with_database(server_url, name)
     ensure_database(url)
-    yield url
-    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    try:
+        yield url
+    finally:
+        with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(server_url: str):
+    """The session's warehouse database (shared by the end-to-end pipeline tests)."""
+    with fresh_database(server_url, "session") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,16 @@ def quality_rules(settings) -> quality.QualityRules:
     )
 
 
+def replay_quarantine(source_name: str) -> dict:
+    """Re-ingest the rejected rows of one source that a person has fixed (`_fixed_record`)."""
+    from journeyflow.quarantine import replay_fixed_rows
+
+    settings = load_settings()
+    spec = load_sources(settings.sources_file)[source_name]
+    with connect(settings.warehouse_url) as conn:
+        return vars(replay_fixed_rows(conn, spec))
+
+
 def gate(checkpoint: str, run_id: str, interval_end: datetime) -> dict:
     """Run a quality gate; persists every result and raises when an error-level check fails."""
     settings = load_settings()

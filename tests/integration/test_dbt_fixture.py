@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import psycopg
 import pytest
 
 from journeyflow.dbt_runner import run_dbt
-from journeyflow.warehouse import ensure_database, with_database
+from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -20,16 +19,12 @@ FIXTURE = DBT_PROJECT / "integration_tests" / "fixtures" / "raw_fixture.sql"
 
 @pytest.fixture(scope="module")
 def fixture_db(server_url):
-    name = f"journey_test_fixture_{uuid.uuid4().hex[:8]}"
-    url = with_database(server_url, name)
-    ensure_database(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(FIXTURE.read_text())
-    run_dbt(["build"], DBT_PROJECT, url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        yield conn
-    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    with fresh_database(server_url, "fixture") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(FIXTURE.read_text())
+        run_dbt(["build"], DBT_PROJECT, url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            yield conn
 
 
 def profile_of(db, identifier_type: str, value: str) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from datetime import date
 
 import psycopg
 import pytest
 
+from tests.conftest import fresh_database
 from tests.integration.conftest import LOGICAL_DATE, ROOT
 
 pytestmark = pytest.mark.integration
@@ -21,22 +21,16 @@ SEED = 11
 def gate_env(server_url, sendgrid_sink, airflow_db, tmp_path_factory):
     """A private warehouse and data folder, with the pipeline's settings pointed at them."""
     from journeyflow.demo_data import generate_demo_data
-    from journeyflow.warehouse import ensure_database, with_database
 
     data_dir = tmp_path_factory.mktemp("gate-data")
     generate_demo_data(data_dir, customers=CUSTOMERS, seed=SEED, end_date=date(2026, 11, 1))
-    name = f"journey_test_gates_{uuid.uuid4().hex[:8]}"
-    url = with_database(server_url, name)
-    ensure_database(url)
-    with pytest.MonkeyPatch.context() as patch:
+    with fresh_database(server_url, "gates") as url, pytest.MonkeyPatch.context() as patch:
         patch.setenv("JOURNEY_WAREHOUSE_URL", url)
         patch.setenv("JOURNEY_DATA_DIR", str(data_dir))
         patch.setenv("JOURNEY_SENDGRID_HOST", sendgrid_sink.url)
         patch.setenv("JOURNEY_SENDGRID_API_KEY", "SG.gate-test-key")
         patch.setenv("JOURNEY_CAMPAIGN_MODE", "live")
         yield url, data_dir
-    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture(scope="module")
