@@ -1,4 +1,4 @@
-"""Quarantine replay: rows rejected at load, once fixed by a person, are re-ingested exactly once."""
+"""Quarantine replay: rejected rows, once fixed by a person, are re-ingested exactly once."""
 
 from __future__ import annotations
 
@@ -54,16 +54,27 @@ def _pending_fixes(conn: psycopg.Connection, spec: SourceSpec) -> list[dict]:
 
 
 def _insert_fixed_row(conn: psycopg.Connection, spec: SourceSpec, fix: dict, values) -> None:
-    columns = [*spec.column_names, "_batch_id", "_source_file", "_line_number", "_loaded_at",
-               "_record"]
+    columns = [
+        *spec.column_names,
+        "_batch_id",
+        "_source_file",
+        "_line_number",
+        "_loaded_at",
+        "_record",
+    ]
     conn.execute(
         sql.SQL("insert into {} ({}) values ({}, now(), %s)").format(
             _table(spec.table),
             sql.SQL(", ").join(map(sql.Identifier, columns)),
             sql.SQL(", ").join(sql.Placeholder() * (len(spec.columns) + 3)),
         ),
-        (*values, fix["_batch_id"], fix["_source_file"], fix["_line_number"],
-         json.dumps(fix["_fixed_record"])),
+        (
+            *values,
+            fix["_batch_id"],
+            fix["_source_file"],
+            fix["_line_number"],
+            json.dumps(fix["_fixed_record"]),
+        ),
     )
 
 
@@ -93,6 +104,10 @@ def replay_fixed_rows(conn: psycopg.Connection, spec: SourceSpec) -> ReplayRepor
             _insert_fixed_row(conn, spec, fix, values)
             _mark(conn, spec, fix, None)
             report.replayed += 1
-    log.info("%s: replayed %d fixed row(s), %d still invalid", spec.name, report.replayed,
-             report.still_invalid)
+    log.info(
+        "%s: replayed %d fixed row(s), %d still invalid",
+        spec.name,
+        report.replayed,
+        report.still_invalid,
+    )
     return report
