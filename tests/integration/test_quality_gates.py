@@ -211,6 +211,31 @@ def test_unknown_stage_fails_gate_marts(blocked_run, gdb):
     ) in failures
 
 
+def test_bad_reporting_build_is_never_published(dag, gdb, clean_run):
+    """Write-audit-publish: a reporting build that fails its gate stays aside; BI sees the old."""
+    reporting = reporting_fingerprint(gdb)
+    gdb.execute(
+        "update marts.kpi_stage_conversion_daily set conversion_rate = 1.5"
+        " where (day, stage) in (select day, stage from marts.kpi_stage_conversion_daily"
+        " where conversion_rate is not null order by day, stage limit 2)"
+    )
+    # The marts are taken as built and gated: only the reporting gate can catch this.
+    states = run(dag, mark_success_pattern="^(build_marts|gate_marts)$")
+    assert states["build_reporting"] == "success"
+    assert states["gate_reporting"] == "failed"
+    assert states["publish_reporting"] == "upstream_failed"
+    assert reporting_fingerprint(gdb) == reporting
+    failures = latest_gate_failure(gdb, "gate_reporting")
+    assert [(t, e, c, s) for t, e, c, s, _ in failures] == [
+        (
+            "reporting__build.rpt_funnel_daily",
+            "expect_column_values_to_be_between",
+            "conversion_rate",
+            '["1.5", "1.5"]',
+        )
+    ]
+
+
 def test_fixed_data_passes_again_and_sends_what_was_held_back(dag, gdb, sendgrid_sink):
     forget_activation(gdb)
     before = len(sendgrid_sink.messages())
