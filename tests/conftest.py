@@ -14,6 +14,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_TEST_HOME = ROOT / ".airflow" / "test"
+# journey_pipeline's main line, in order (extraction is mapped over the sources).
+PIPELINE_TASKS = (
+    "prepare_warehouse",
+    "extract_source",
+    "gate_raw",
+    "build_marts",
+    "gate_marts",
+    "send_campaigns",
+    "build_reporting",
+    "gate_reporting",
+    "publish_reporting",
+)
 
 # Airflow reads its configuration at import time: point it at a private home first.
 os.environ.update(

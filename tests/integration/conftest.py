@@ -49,13 +49,32 @@ def pipeline_env(warehouse_url, demo_files, sendgrid_sink, airflow_db):
         yield data_dir
 
 
-@pytest.fixture(scope="session")
-def journey_dag(airflow_db):
+def load_dag(dag_id: str):
+    """A DAG object from the project's DAG folder (parsed the way the scheduler does)."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    return bag.dags["journey_pipeline"]
+    return bag.dags[dag_id]
+
+
+def reporting_fingerprint(db) -> dict[str, str]:
+    """A checksum of every table BI reads, to prove a failed run left them untouched."""
+    names = db.execute(
+        "select table_name from information_schema.tables where table_schema = 'reporting'"
+    ).fetchall()
+    return {
+        name: db.execute(
+            "select md5(coalesce(string_agg(t::text, '|' order by t::text), ''))"
+            f" from reporting.{name} t"
+        ).fetchone()[0]
+        for (name,) in names
+    }
+
+
+@pytest.fixture(scope="session")
+def journey_dag(airflow_db):
+    return load_dag("journey_pipeline")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.conftest import PIPELINE_TASKS
+
 pytestmark = pytest.mark.integration
 
 
@@ -40,16 +42,7 @@ def test_demo_runs_end_to_end_on_an_embedded_warehouse(tmp_path):
     output = result.stdout
     assert result.returncode == 0, output[-4000:] + result.stderr[-4000:]
     assert "embedded PostgreSQL" in output
-    for task in (
-        "prepare_warehouse",
-        "gate_raw",
-        "build_marts",
-        "gate_marts",
-        "send_campaigns",
-        "build_reporting",
-        "gate_reporting",
-        "publish_reporting",
-    ):
+    for task in PIPELINE_TASKS:
         assert f"  > {task}" in output
     assert "= run finished: success" in output
     for heading in (

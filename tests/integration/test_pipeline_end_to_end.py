@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import LOGICAL_DATE
+from tests.integration.conftest import LOGICAL_DATE, reporting_fingerprint
 from tests.integration.identity_oracle import expected_profile_count
 
 pytestmark = pytest.mark.integration
@@ -24,19 +24,6 @@ def _table_counts(db) -> dict[str, int]:
         (list(CHECKED_SCHEMAS),),
     ).fetchall()
     return {name: _count(db, name) for (name,) in tables}
-
-
-def _reporting_fingerprint(db) -> dict[str, str]:
-    names = db.execute(
-        "select table_name from information_schema.tables where table_schema = 'reporting'"
-    ).fetchall()
-    return {
-        name: db.execute(
-            "select md5(coalesce(string_agg(t::text, '|' order by t::text), ''))"
-            f" from reporting.{name} t"
-        ).fetchone()[0]
-        for (name,) in names
-    }
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +148,7 @@ def test_broken_raw_batch_stops_the_run_at_gate_raw(
     from journeyflow.quality import DataQualityError
 
     messages_before = len(sendgrid_sink.messages())
-    reporting_before = _reporting_fingerprint(db)
+    reporting_before = reporting_fingerprint(db)
     broken = pipeline_env / "orders" / "orders_late_batch.csv"
     broken.write_text(
         "order_id,customer_email,amount,currency,status,ts\n"
@@ -180,7 +167,7 @@ def test_broken_raw_batch_stops_the_run_at_gate_raw(
     assert "raw.orders: expect_column_values_to_be_in_set(column='status'" in message
     assert "shipped" in message
     assert len(sendgrid_sink.messages()) == messages_before
-    assert _reporting_fingerprint(db) == reporting_before
+    assert reporting_fingerprint(db) == reporting_before
     recorded = db.execute(
         "select count(*) from dq.validation_results where gate = 'gate_raw' and not success"
         " and table_name = 'raw.orders'"

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.conftest import fresh_database
-from tests.integration.conftest import LOGICAL_DATE, ROOT
+from tests.integration.conftest import LOGICAL_DATE, load_dag, reporting_fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +35,7 @@ def gate_env(server_url, sendgrid_sink, airflow_db, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags")).dags["journey_pipeline"]
+    return load_dag("journey_pipeline")
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +50,6 @@ def run(dag, **kwargs) -> dict[str, str]:
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     states["__run__"] = str(dag_run.state)
     return states
-
-
-def reporting_fingerprint(db) -> dict[str, str]:
-    names = db.execute(
-        "select table_name from information_schema.tables where table_schema = 'reporting'"
-    ).fetchall()
-    return {
-        name: db.execute(
-            "select md5(coalesce(string_agg(t::text, '|' order by t::text), ''))"
-            f" from reporting.{name} t"
-        ).fetchone()[0]
-        for (name,) in names
-    }
 
 
 def forget_activation(db) -> None:

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from tests.conftest import fresh_database
-from tests.integration.conftest import LOGICAL_DATE, ROOT
+from tests.integration.conftest import LOGICAL_DATE, ROOT, load_dag
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +41,7 @@ def replay_env(server_url, airflow_db, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def replay_dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags["replay_quarantine"]
+    return load_dag("replay_quarantine")
 
 
 def fix(db, line_number: int, record: dict) -> None:
