@@ -289,8 +289,14 @@ def load_file(
 
 
 def discover_files(spec: SourceSpec, data_dir: Path) -> list[Path]:
-    """Files matching the source's glob under the data folder, in a stable order."""
-    return sorted(path for path in data_dir.glob(spec.path) if path.is_file())
+    """Files matching the source's glob (or inside its folder) under the data folder, sorted."""
+    folder = data_dir / spec.path
+    candidates = folder.iterdir() if folder.is_dir() else data_dir.glob(spec.path)
+    return sorted(
+        path
+        for path in candidates
+        if path.is_file() and not path.name.startswith(".") and not path.name.endswith(".sig")
+    )
 
 
 def load_files(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -162,6 +164,15 @@ def parse_duration(value: Any, where: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * DURATION_UNITS[match.group(2)])
 
 
+def _check_base64(value: Any, where: str) -> None:
+    try:
+        base64.b64decode(str(value).strip(), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise SourceConfigError(
+            f"{where}: expected the base64 public key shown in SendGrid's webhook settings"
+        ) from error
+
+
 def _parse_column(name: str, body: Any, where: str) -> ColumnSpec:
     if not IDENTIFIER.match(str(name)):
         raise SourceConfigError(f"{where}: column name {name!r} is not a lower-case identifier")
@@ -209,7 +220,8 @@ def _parse_http(body: dict[str, Any], where: str) -> HttpOptions:
     incremental = body.get("incremental")
     since_param = None
     if incremental is not None:
-        since_param = str(_require(_mapping(incremental, f"{where}.incremental"), "param", where))
+        incremental = _mapping(incremental, f"{where}.incremental")
+        since_param = str(_require(incremental, "param", f"{where}.incremental"))
     numbers = {
         name: _number(body[name], f"{where}.{name}")
         for name in ("timeout_seconds", "backoff_seconds", "max_backoff_seconds")
@@ -313,6 +325,8 @@ def _parse_source(name: str, body: Any) -> SourceSpec:
         return SourceSpec(**common, path=str(_require(body, "path", where)), format=body["format"])
     if kind == "sendgrid_events":
         key_text = body.get("verification_key")
+        if key_text:
+            _check_base64(key_text, f"{where}.verification_key")
         return SourceSpec(
             **common,
             path=str(_require(body, "path", where)),
