@@ -21,7 +21,7 @@ class FakeApi:
     def __init__(self, token: str = "s3cret-token") -> None:
         self.token = token
         self.records: list[dict] = []
-        self.script: list[tuple[int, dict[str, str]]] = []
+        self.script: list[tuple[int, dict[str, str]] | None] = []
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -32,9 +32,12 @@ class FakeApi:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def fail_next(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
+    def fail_next(
+        self, status: int, times: int = 1, retry_after: str | None = None, after: int = 0
+    ) -> None:
+        """Answer `times` requests with `status`, once `after` more requests have succeeded."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        self.script.extend([(status, headers)] * times)
+        self.script.extend([None] * after + [(status, headers)] * times)
 
     def __enter__(self) -> FakeApi:
         self.thread.start()
@@ -63,7 +66,10 @@ class FakeApi:
             return {"data": rows[start : start + size]}
         start = int(query.get("cursor") or 0)
         end = start + PAGE_SIZE
-        return {"data": rows[start:end], "meta": {"next_cursor": str(end) if end < len(rows) else None}}
+        return {
+            "data": rows[start:end],
+            "meta": {"next_cursor": str(end) if end < len(rows) else None},
+        }
 
     def _handler(self):
         api = self

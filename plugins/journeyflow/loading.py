@@ -361,10 +361,9 @@ def load_interval(
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (spec.table,))
         loaded_at = conn.execute("select now()").fetchone()[0]
         batch = Batch(batch_id, spec.name, origin, loaded_at)
-        for staging, table in (
-            ("_incoming", spec.table),
-            ("_incoming_rejects", spec.rejected_table),
-        ):
+        staging_tables = (("_incoming", spec.table), ("_incoming_rejects", spec.rejected_table))
+        for staging, table in staging_tables:
+            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(staging)))
             conn.execute(
                 sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(
                     sql.Identifier(staging), _qualified(table)
@@ -387,6 +386,7 @@ def load_interval(
         record_state(
             conn, spec.name, window, batch_id, watermark, fetched, new_rows, rejected, run_id
         )
+        conn.execute("drop table _incoming, _incoming_rejects")
     log.info(
         "%s: interval %s: %s records fetched, %s new, %s rejected",
         spec.name,
