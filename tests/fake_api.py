@@ -1,4 +1,4 @@
-"""A small paginated JSON API on loopback that checks the bearer token, throttles and fails on cue."""
+"""A paginated JSON API on loopback that checks the bearer token, throttles and fails on cue."""
 
 from __future__ import annotations
 

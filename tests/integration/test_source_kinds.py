@@ -288,8 +288,11 @@ SENDGRID_COLUMNS = {
 
 
 def _events(prefix: str, count: int) -> list[dict]:
-    return [{"sg_event_id": f"{prefix}{n}", "email": f"p{n}@example.com", "event": "open",
-             "timestamp": 1790000000 + n, "sg_machine_open": False} for n in range(count)]  # fmt: skip
+    return [
+        {"sg_event_id": f"{prefix}{n}", "email": f"p{n}@example.com", "event": "open",
+         "timestamp": 1790000000 + n, "sg_machine_open": False}
+        for n in range(count)
+    ]  # fmt: skip
 
 
 def test_sendgrid_payloads_load_only_when_the_signature_verifies(warehouse, tmp_path):
