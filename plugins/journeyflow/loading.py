@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import set_json_dumps
 
 from journeyflow.readers import GoodRow, RejectedRow, SourceRecord, read_source_file, typed_rows
 from journeyflow.source_state import STATE_DDL, Window, record_state
@@ -29,6 +30,7 @@ METADATA_COLUMNS = [
     "_loaded_at",
     "_record",
 ]
+METADATA_TYPES = ["text", "text", "text", "integer", "timestamptz", "jsonb"]
 REJECTED_COLUMNS = [
     "_batch_id",
     "_source",
@@ -110,11 +112,35 @@ def ensure_raw_schema(conn: psycopg.Connection, spec: SourceSpec) -> None:
         ).format(rejected)
     )
     conn.execute(sql.SQL("alter table {} add column if not exists _source text").format(rejected))
+    _check_column_types(conn, spec)
     if spec.by_interval:
         conn.execute(
             sql.SQL("create index if not exists {} on {} ({})").format(
                 sql.Identifier(f"{spec.name}__key_idx"), table, sql.Identifier(spec.key)
             )
+        )
+
+
+class ColumnTypeConflict(RuntimeError):
+    """A raw column exists with another type than the sources file now declares."""
+
+
+def _check_column_types(conn: psycopg.Connection, spec: SourceSpec) -> None:
+    names = [column.name for column in spec.columns]
+    declared = [column.sql_type for column in spec.columns]
+    conflicts = conn.execute(
+        "select d.name, format_type(a.atttypid, a.atttypmod), d.type"
+        " from unnest(%s::text[], %s::text[]) as d(name, type)"
+        " join pg_attribute a on a.attrelid = %s::regclass and a.attname = d.name"
+        " where a.atttypid <> to_regtype(d.type)::oid",
+        (names, declared, spec.table),
+    ).fetchall()
+    if conflicts:
+        described = ", ".join(
+            f"{name} is {actual}, declared {wanted}" for name, actual, wanted in conflicts
+        )
+        raise ColumnTypeConflict(
+            f"{spec.table}: {described}; alter or rename the column before loading"
         )
 
 
@@ -131,10 +157,17 @@ def batch_id_for(source: str, relative_file: str, checksum: str) -> str:
     return hashlib.sha256(f"{source}|{relative_file}|{checksum}".encode()).hexdigest()[:20]
 
 
-def _copy_statement(table: str, columns: list[str]) -> sql.Composed:
-    return sql.SQL("copy {} ({}) from stdin").format(
-        _qualified(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+def _copy_statement(table: str, columns: list[str], binary: bool = False) -> sql.Composed:
+    return sql.SQL("copy {} ({}) from stdin{}").format(
+        _qualified(table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(" with (format binary)" if binary else ""),
     )
+
+
+def _raw_json(text: str) -> str:
+    """The record is already JSON text: send it to the jsonb column as it is."""
+    return text
 
 
 def _copy_good_rows(copy, rows: Iterable[GoodRow | RejectedRow], batch: Batch, rejects) -> int:
@@ -201,7 +234,9 @@ def copy_batch(
         conn.cursor() as cur,
         tempfile.SpooledTemporaryFile(REJECT_SPOOL_BYTES, mode="w+", encoding="utf-8") as spool,
     ):
-        with cur.copy(_copy_statement(table or spec.table, columns)) as copy:
+        set_json_dumps(_raw_json, context=cur)
+        with cur.copy(_copy_statement(table or spec.table, columns, binary=True)) as copy:
+            copy.set_types([column.sql_type for column in spec.columns] + METADATA_TYPES)
             loaded = _copy_good_rows(copy, rows, batch, spool)
         rejected = _copy_rejects(cur, spec, spool, batch, rejected_table or spec.rejected_table)
     return loaded, rejected

@@ -405,3 +405,16 @@ def test_bad_files_fail_naming_the_file_and_load_nothing(warehouse, tmp_path):
     assert warehouse.execute("select count(*) from raw.orders__rejected").fetchone() == (0,)
     [load] = _run(warehouse, _file_spec("*.csv", "csv", max_rejected_ratio=0.7), None, D1, tmp_path)
     assert (load.rows_loaded, load.rows_rejected) == (1, 2)
+
+
+def test_a_column_whose_declared_type_changed_fails_clearly(warehouse, tmp_path):
+    from journeyflow.loading import ColumnTypeConflict
+
+    (tmp_path / "orders.jsonl").write_text('{"order_id": "o1", "amount": 1, "ts": 1790000000}\n')
+    _run(warehouse, _file_spec("*.jsonl", "jsonl"), None, D1, tmp_path)
+    columns = {**FILE_COLUMNS, "amount": {"type": "text"}}
+    body = {"kind": "files", "path": "*.jsonl", "format": "jsonl", "key": "order_id",
+            "columns": columns}  # fmt: skip
+    retyped = parse_sources({"sources": {"orders": body}})["orders"]
+    with pytest.raises(ColumnTypeConflict, match="raw.orders: amount is numeric, declared text"):
+        _run(warehouse, retyped, None, D1, tmp_path)
