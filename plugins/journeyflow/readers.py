@@ -216,25 +216,28 @@ class _StrictDecoder:
 
 
 def _jsonl_records(handle: io.TextIOBase, path: Path) -> Iterator[SourceRecord]:
-    decoder = _StrictDecoder()
+    strict = _StrictDecoder()
+    loads = json.loads
     parsed_any = unparseable = 0
     for number, line in enumerate(handle, start=1):
         text = line.rstrip("\r\n")
-        stripped = text.strip()
-        if not stripped:
-            continue
         try:
-            value, end = decoder.raw_decode(stripped)
-            if end != len(stripped):
-                raise json.JSONDecodeError("extra data after the value", stripped, end)
+            if "NaN" in text or "Infinity" in text:  # rare: let the strict decoder judge
+                value, end = strict.raw_decode(text.strip())
+                if end != len(text.strip()):
+                    raise json.JSONDecodeError("Extra data", text.strip(), end)
+            else:
+                value = loads(text)
         except json.JSONDecodeError as error:
+            if not text.strip():
+                continue
             value = ValueError(f"unparseable JSON: {error.msg} at column {error.colno}")
         if isinstance(value, ValueError):
             unparseable += 1
             yield SourceRecord(number, text, value)
             continue
         parsed_any += 1
-        yield SourceRecord(number, text, value, stripped)
+        yield SourceRecord(number, text, value, text)
     if unparseable and not parsed_any:
         raise SourceFileError(
             f"{path}: expected JSON Lines (one JSON object per line), but no line is JSON"
