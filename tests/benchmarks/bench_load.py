@@ -8,7 +8,8 @@ Generates N web events as JSON Lines (the demo's web_events shape, 0.1 % malform
   2. `psql \\copy` of the same JSONL file into a one-column jsonb table;
   3. `psql \\copy` of the same rows, exported as CSV, into a table equivalent to ours
      (typed columns, load metadata and the jsonb record): the physical limit on this box;
-  4. pandas `DataFrame.to_sql` (method="multi") of the first M rows.
+  4. peak memory of parsing the same events as one JSON array, N/4 and N records;
+  5. pandas `DataFrame.to_sql` (method="multi") of the first M rows.
 Everything runs against a scratch database that is dropped at the end.
 """
 
@@ -144,6 +145,41 @@ def loader_child(url: str, data_dir: str, file_name: str) -> None:
     )
 
 
+def json_array(source: Path, target: Path, rows: int) -> None:
+    """The first `rows` events as one JSON array (the shape of webhook and export files)."""
+    with open(source, encoding="utf-8") as reader, open(target, "w", encoding="utf-8") as writer:
+        writer.write("[\n")
+        for number, line in zip(range(rows), reader, strict=False):
+            writer.write(("," if number else "") + line)
+        writer.write("]\n")
+
+
+def read_array_child(path: str) -> None:
+    """Parse and type a JSON array file without loading it; prints rows and peak memory."""
+    import resource
+
+    from journeyflow.readers import read_source_file
+    from journeyflow.sources import parse_sources
+
+    source = {**SOURCE["sources"]["web_events"], "format": "json", "path": "*.json"}
+    spec = parse_sources({"sources": {"web_events": source}})["web_events"]
+    rows = sum(1 for _ in read_source_file(Path(path), spec))
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rows": rows, "peak_mib": peak_kib / 1024}))
+
+
+def run_read_child(path: Path) -> dict:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child-read", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
+    )
+    if output.returncode:
+        raise SystemExit(f"the reader failed:\n{output.stderr}")
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
 def to_sql_rate(url: str, path: Path, rows: int) -> float:
     import pandas as pd
     from sqlalchemy import create_engine
@@ -221,6 +257,12 @@ def main() -> None:
         )
         equivalent_rate = ours["loaded"] / equivalent_seconds
 
+        print("reading the same events as one JSON array (memory only) ...", flush=True)
+        json_array(big, work / "events_quarter.json", small_rows)
+        json_array(big, work / "events.json", rows)
+        array_quarter = run_read_child(work / "events_quarter.json")
+        array_full = run_read_child(work / "events.json")
+
         to_sql_rows = min(arguments.to_sql_rows, rows)
         print(f"pandas DataFrame.to_sql (method='multi') of {to_sql_rows:,} rows ...", flush=True)
         pandas_rate = to_sql_rate(url, big, to_sql_rows)
@@ -244,10 +286,17 @@ def main() -> None:
         f" {ours['peak_mib']:.0f} MiB for {ours['rows']:,} rows"
         f" (ratio {ours['peak_mib'] / quarter['peak_mib']:.2f} for 4x the rows)"
     )
+    print(
+        f"peak memory reading a JSON array: {array_quarter['peak_mib']:.0f} MiB for"
+        f" {array_quarter['rows']:,} records, {array_full['peak_mib']:.0f} MiB for"
+        f" {array_full['rows']:,} records"
+    )
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         loader_child(*sys.argv[2:5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child-read":
+        read_array_child(sys.argv[2])
     else:
         main()
