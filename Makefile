@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-gates docs clean env lock
+.PHONY: demo test lint format bench bench-gates bench-load docs clean env lock
 
 env: $(INSTALLED)
 
@@ -22,6 +22,9 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-load: $(INSTALLED)
+	$(BIN)/python tests/benchmarks/bench_load.py $(if $(N),--rows $(N))
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check dags plugins tests

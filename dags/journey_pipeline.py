@@ -32,8 +32,16 @@ def journey_pipeline():
         pipeline.prepare_warehouse()
 
     @task(max_active_tis_per_dagrun=4)
-    def extract_source(source_name: str, run_id: str | None = None) -> dict:
-        return pipeline.extract(source_name, run_id)
+    def extract_source(
+        source_name: str,
+        run_id: str | None = None,
+        data_interval_start=None,
+        data_interval_end=None,
+        logical_date=None,
+        dag_run=None,
+    ) -> dict:
+        interval_end = data_interval_end or logical_date or dag_run.run_after
+        return pipeline.extract(source_name, run_id, interval_end, data_interval_start)
 
     @task(retries=0)
     def gate_raw(run_id: str | None = None, data_interval_end=None) -> dict:

@@ -1,48 +1,76 @@
-"""Load source files into the raw schema: one atomic COPY batch per file, skipped when unchanged."""
+"""Load sources into the raw schema through COPY: one atomic batch per file or per data interval."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import set_json_dumps
 
-from journeyflow.readers import GoodRow, RejectedRow, read_source_file
+from journeyflow.readers import GoodRow, RejectedRow, SourceRecord, read_source_file, typed_rows
+from journeyflow.source_state import STATE_DDL, Window, record_state
 from journeyflow.sources import SourceSpec
 
 log = logging.getLogger(__name__)
 
 BATCHES_TABLE = "raw._load_batches"
-METADATA_COLUMNS = ["_batch_id", "_source_file", "_line_number", "_loaded_at", "_record"]
+METADATA_COLUMNS = [
+    "_batch_id",
+    "_source",
+    "_source_file",
+    "_line_number",
+    "_loaded_at",
+    "_record",
+]
+METADATA_TYPES = ["text", "text", "text", "integer", "timestamptz", "jsonb"]
 REJECTED_COLUMNS = [
     "_batch_id",
+    "_source",
     "_source_file",
     "_line_number",
     "_reason",
     "_raw_text",
     "_loaded_at",
 ]
+REJECT_SPOOL_BYTES = 8 << 20
 
 
 class RejectionRateExceeded(RuntimeError):
-    """Too many malformed rows in one file: the batch is not loaded."""
+    """Too many malformed rows in one batch: the batch is not loaded."""
 
 
 @dataclass
 class FileLoad:
+    """What happened to one batch (a file, or one data interval of an API or table)."""
+
     source: str
     file: str
     batch_id: str
     status: str  # loaded | skipped
     rows_loaded: int = 0
     rows_rejected: int = 0
+    rows_fetched: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Constant metadata written on every row of one batch."""
+
+    batch_id: str
+    source: str
+    origin: str
+    loaded_at: datetime
 
 
 def _qualified(table: str) -> sql.Identifier:
@@ -50,7 +78,7 @@ def _qualified(table: str) -> sql.Identifier:
 
 
 def ensure_raw_schema(conn: psycopg.Connection, spec: SourceSpec) -> None:
-    """Create the raw, rejected and batch tables; add newly declared columns (schema drift)."""
+    """Create the raw, rejected, batch and state tables; add newly declared columns (drift)."""
     conn.execute("create schema if not exists raw")
     conn.execute(
         f"""create table if not exists {BATCHES_TABLE} (
@@ -58,6 +86,7 @@ def ensure_raw_schema(conn: psycopg.Connection, spec: SourceSpec) -> None:
             checksum text not null, rows_loaded integer not null, rows_rejected integer not null,
             run_id text, loaded_at timestamptz not null default now())"""
     )
+    conn.execute(STATE_DDL)
     table = _qualified(spec.table)
     conn.execute(
         sql.SQL(
@@ -66,19 +95,53 @@ def ensure_raw_schema(conn: psycopg.Connection, spec: SourceSpec) -> None:
             " _record jsonb not null)"
         ).format(table)
     )
-    for column in spec.columns:
+    for name, sql_type in [(column.name, column.sql_type) for column in spec.columns] + [
+        ("_source", "text")
+    ]:
         conn.execute(
             sql.SQL("alter table {} add column if not exists {} {}").format(
-                table, sql.Identifier(column.name), sql.SQL(column.sql_type)
+                table, sql.Identifier(name), sql.SQL(sql_type)
             )
         )
+    rejected = _qualified(spec.rejected_table)
     conn.execute(
         sql.SQL(
             "create table if not exists {} (_batch_id text not null, _source_file text not null,"
             " _line_number integer not null, _reason text not null, _raw_text text not null,"
             " _loaded_at timestamptz not null)"
-        ).format(_qualified(spec.rejected_table))
+        ).format(rejected)
     )
+    conn.execute(sql.SQL("alter table {} add column if not exists _source text").format(rejected))
+    _check_column_types(conn, spec)
+    if spec.by_interval:
+        conn.execute(
+            sql.SQL("create index if not exists {} on {} ({})").format(
+                sql.Identifier(f"{spec.name}__key_idx"), table, sql.Identifier(spec.key)
+            )
+        )
+
+
+class ColumnTypeConflict(RuntimeError):
+    """A raw column exists with another type than the sources file now declares."""
+
+
+def _check_column_types(conn: psycopg.Connection, spec: SourceSpec) -> None:
+    names = [column.name for column in spec.columns]
+    declared = [column.sql_type for column in spec.columns]
+    conflicts = conn.execute(
+        "select d.name, format_type(a.atttypid, a.atttypmod), d.type"
+        " from unnest(%s::text[], %s::text[]) as d(name, type)"
+        " join pg_attribute a on a.attrelid = %s::regclass and a.attname = d.name"
+        " where a.atttypid <> to_regtype(d.type)::oid",
+        (names, declared, spec.table),
+    ).fetchall()
+    if conflicts:
+        described = ", ".join(
+            f"{name} is {actual}, declared {wanted}" for name, actual, wanted in conflicts
+        )
+        raise ColumnTypeConflict(
+            f"{spec.table}: {described}; alter or rename the column before loading"
+        )
 
 
 def file_checksum(path: Path) -> str:
@@ -92,6 +155,104 @@ def file_checksum(path: Path) -> str:
 def batch_id_for(source: str, relative_file: str, checksum: str) -> str:
     """Deterministic batch id: the same file content always gets the same id."""
     return hashlib.sha256(f"{source}|{relative_file}|{checksum}".encode()).hexdigest()[:20]
+
+
+def _copy_statement(table: str, columns: list[str], binary: bool = False) -> sql.Composed:
+    return sql.SQL("copy {} ({}) from stdin{}").format(
+        _qualified(table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(" with (format binary)" if binary else ""),
+    )
+
+
+def _raw_json(text: str) -> str:
+    """The record is already JSON text: send it to the jsonb column as it is."""
+    return text
+
+
+def _copy_good_rows(copy, rows: Iterable[GoodRow | RejectedRow], batch: Batch, rejects) -> int:
+    """The hot loop: write good rows to COPY, spool rejects as JSON lines; returns rows written."""
+    write_row = copy.write_row
+    batch_id, source, origin, loaded_at = (
+        batch.batch_id,
+        batch.source,
+        batch.origin,
+        batch.loaded_at,
+    )
+    loaded = 0
+    for row in rows:
+        if type(row) is GoodRow:
+            write_row(
+                (
+                    *row.values,
+                    batch_id,
+                    source,
+                    row.origin or origin,
+                    row.line_number,
+                    loaded_at,
+                    row.record_json,
+                )
+            )
+            loaded += 1
+        else:
+            rejects.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return loaded
+
+
+def _copy_rejects(cur, spec: SourceSpec, rejects, batch: Batch, table: str) -> int:
+    rejects.seek(0)
+    count = 0
+    with cur.copy(_copy_statement(table, REJECTED_COLUMNS)) as copy:
+        for line in rejects:
+            line_number, reason, raw_text, origin = json.loads(line)
+            copy.write_row(
+                (
+                    batch.batch_id,
+                    batch.source,
+                    origin or batch.origin,
+                    line_number,
+                    reason,
+                    raw_text.replace("\x00", ""),
+                    batch.loaded_at,
+                )
+            )
+            count += 1
+    return count
+
+
+def copy_batch(
+    conn: psycopg.Connection,
+    spec: SourceSpec,
+    rows: Iterable[GoodRow | RejectedRow],
+    batch: Batch,
+    table: str | None = None,
+    rejected_table: str | None = None,
+) -> tuple[int, int]:
+    """COPY good rows into the raw table and rejects into the rejected table; (loaded, rejected)."""
+    columns = spec.column_names + METADATA_COLUMNS
+    with (
+        conn.cursor() as cur,
+        tempfile.SpooledTemporaryFile(REJECT_SPOOL_BYTES, mode="w+", encoding="utf-8") as spool,
+    ):
+        set_json_dumps(_raw_json, context=cur)
+        with cur.copy(_copy_statement(table or spec.table, columns, binary=True)) as copy:
+            copy.set_types([column.sql_type for column in spec.columns] + METADATA_TYPES)
+            loaded = _copy_good_rows(copy, rows, batch, spool)
+        rejected = _copy_rejects(cur, spec, spool, batch, rejected_table or spec.rejected_table)
+    return loaded, rejected
+
+
+def check_rejection_rate(spec: SourceSpec, origin: str, loaded: int, rejected: int) -> None:
+    total = loaded + rejected
+    if total and rejected / total > spec.max_rejected_ratio:
+        raise RejectionRateExceeded(
+            f"{spec.name}: {rejected} of {total} rows in {origin} are malformed "
+            f"({rejected / total:.1%} > max_rejected_ratio {spec.max_rejected_ratio:.1%}); "
+            f"batch not loaded"
+        )
+
+
+# --- files: one batch per file, by name and checksum ----------------------------------------
 
 
 def _already_loaded(conn: psycopg.Connection, batch_id: str) -> bool:
@@ -111,49 +272,37 @@ def _delete_file_rows(conn: psycopg.Connection, spec: SourceSpec, relative_file:
     )
 
 
-def _copy_statement(table: str, columns: list[str]) -> sql.Composed:
-    return sql.SQL("copy {} ({}) from stdin").format(
-        _qualified(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+def _record_batch(conn, spec, batch: Batch, checksum: str, loaded, rejected, run_id) -> None:
+    conn.execute(
+        f"insert into {BATCHES_TABLE} (batch_id, source, source_file, checksum, rows_loaded,"
+        " rows_rejected, run_id, loaded_at) values (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " on conflict (batch_id) do update set rows_loaded = _load_batches.rows_loaded"
+        " + excluded.rows_loaded, rows_rejected = excluded.rows_rejected,"
+        " run_id = excluded.run_id, loaded_at = excluded.loaded_at"
+        " where excluded.rows_loaded > 0",
+        (
+            batch.batch_id,
+            spec.name,
+            batch.origin,
+            checksum,
+            loaded,
+            rejected,
+            run_id,
+            batch.loaded_at,
+        ),
     )
 
 
-def _copy_file(conn, spec: SourceSpec, path: Path, relative_file: str, batch_id: str, loaded_at):
-    """Stream one file into the raw and rejected tables; returns (loaded, rejected) counts."""
-    loaded = rejected = 0
-    good_columns = spec.column_names + METADATA_COLUMNS
-    with conn.cursor() as cur:
-        rejects: list[RejectedRow] = []
-        with cur.copy(_copy_statement(spec.table, good_columns)) as copy:
-            for row in read_source_file(path, spec):
-                if isinstance(row, GoodRow):
-                    record = json.dumps(row.record, default=str)
-                    copy.write_row(
-                        (*row.values, batch_id, relative_file, row.line_number, loaded_at, record)
-                    )
-                    loaded += 1
-                else:
-                    rejects.append(row)
-        with cur.copy(_copy_statement(spec.rejected_table, REJECTED_COLUMNS)) as copy:
-            for row in rejects:
-                copy.write_row(
-                    (batch_id, relative_file, row.line_number, row.reason, row.raw_text, loaded_at)
-                )
-        rejected = len(rejects)
-    return loaded, rejected
-
-
-def _check_rejection_rate(spec: SourceSpec, relative_file: str, loaded: int, rejected: int) -> None:
-    total = loaded + rejected
-    if total and rejected / total > spec.max_rejected_ratio:
-        raise RejectionRateExceeded(
-            f"{spec.name}: {rejected} of {total} rows in {relative_file} are malformed "
-            f"({rejected / total:.1%} > max_rejected_ratio {spec.max_rejected_ratio:.1%}); "
-            f"batch not loaded"
-        )
+FileRows = Callable[[Path, SourceSpec], Iterator[GoodRow | RejectedRow]]
 
 
 def load_file(
-    conn: psycopg.Connection, spec: SourceSpec, path: Path, data_dir: Path, run_id: str
+    conn: psycopg.Connection,
+    spec: SourceSpec,
+    path: Path,
+    data_dir: Path,
+    run_id: str,
+    read_rows: FileRows = read_source_file,
 ) -> FileLoad:
     """Load one file as one batch in one transaction; an unchanged file is skipped."""
     relative_file = str(path.relative_to(data_dir))
@@ -164,29 +313,121 @@ def load_file(
             return FileLoad(spec.name, relative_file, batch_id, "skipped")
         _delete_file_rows(conn, spec, relative_file)
         loaded_at = conn.execute("select now()").fetchone()[0]
-        loaded, rejected = _copy_file(conn, spec, path, relative_file, batch_id, loaded_at)
-        _check_rejection_rate(spec, relative_file, loaded, rejected)
-        conn.execute(
-            f"insert into {BATCHES_TABLE} (batch_id, source, source_file, checksum, rows_loaded,"
-            " rows_rejected, run_id, loaded_at) values (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (batch_id, spec.name, relative_file, checksum, loaded, rejected, run_id, loaded_at),
-        )
+        batch = Batch(batch_id, spec.name, relative_file, loaded_at)
+        loaded, rejected = copy_batch(conn, spec, read_rows(path, spec), batch)
+        check_rejection_rate(spec, relative_file, loaded, rejected)
+        _record_batch(conn, spec, batch, checksum, loaded, rejected, run_id)
     log.info("%s: loaded %s rows (%s rejected) from %s", spec.name, loaded, rejected, relative_file)
-    return FileLoad(spec.name, relative_file, batch_id, "loaded", loaded, rejected)
+    return FileLoad(
+        spec.name, relative_file, batch_id, "loaded", loaded, rejected, loaded + rejected
+    )
 
 
 def discover_files(spec: SourceSpec, data_dir: Path) -> list[Path]:
-    """Files matching the source's glob under the data folder, in a stable order."""
-    return sorted(path for path in data_dir.glob(spec.path) if path.is_file())
+    """Files matching the source's glob (or inside its folder) under the data folder, sorted."""
+    folder = data_dir / spec.path
+    candidates = folder.iterdir() if folder.is_dir() else data_dir.glob(spec.path)
+    return sorted(
+        path
+        for path in candidates
+        if path.is_file() and not path.name.startswith(".") and not path.name.endswith(".sig")
+    )
 
 
-def extract_source(
-    conn: psycopg.Connection, spec: SourceSpec, data_dir: Path, run_id: str
+def load_files(
+    conn: psycopg.Connection,
+    spec: SourceSpec,
+    data_dir: Path,
+    run_id: str,
+    read_rows: FileRows = read_source_file,
 ) -> list[FileLoad]:
-    """Load every new or changed file of one source into raw."""
-    with conn.transaction():
-        ensure_raw_schema(conn, spec)
+    """Load every new or changed file of a file-based source."""
     files = discover_files(spec, data_dir)
     if not files:
         log.warning("%s: no files match %s under %s", spec.name, spec.path, data_dir)
-    return [load_file(conn, spec, path, data_dir, run_id) for path in files]
+    return [load_file(conn, spec, path, data_dir, run_id, read_rows) for path in files]
+
+
+# --- APIs and tables: one batch per data interval ---------------------------------------------
+
+
+def interval_batch_id(source: str, window: Window) -> str:
+    """Deterministic batch id of a source's data interval."""
+    text = f"{source}|{window.interval_start_text}|{window.interval_end.isoformat()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _insert_new_versions(conn, spec: SourceSpec, staging: str) -> int:
+    """Append staged records whose exact version (key and record) raw does not hold yet."""
+    key = sql.Identifier(spec.key)
+    result = conn.execute(
+        sql.SQL(
+            "insert into {raw} select distinct on (s.{key}, s._record) s.* from {staging} s"
+            " where not exists (select 1 from {raw} r where r.{key} = s.{key}"
+            " and r._record = s._record) order by s.{key}, s._record, s._line_number"
+        ).format(raw=_qualified(spec.table), staging=sql.Identifier(staging), key=key)
+    )
+    return result.rowcount
+
+
+def _insert_new_rejects(conn, spec: SourceSpec, staging: str) -> int:
+    """Append staged rejects this batch has not recorded yet (same reason and text)."""
+    result = conn.execute(
+        sql.SQL(
+            "insert into {rejected} select s.* from {staging} s where not exists (select 1"
+            " from {rejected} r where r._batch_id = s._batch_id and r._reason = s._reason"
+            " and r._raw_text = s._raw_text)"
+        ).format(rejected=_qualified(spec.rejected_table), staging=sql.Identifier(staging))
+    )
+    return result.rowcount
+
+
+def load_interval(
+    conn: psycopg.Connection,
+    spec: SourceSpec,
+    records: Iterable[SourceRecord],
+    window: Window,
+    origin: str,
+    run_id: str,
+) -> FileLoad:
+    """Extract one data interval as one batch: only record versions raw lacks are appended."""
+    batch_id = interval_batch_id(spec.name, window)
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (spec.table,))
+        loaded_at = conn.execute("select now()").fetchone()[0]
+        batch = Batch(batch_id, spec.name, origin, loaded_at)
+        staging_tables = (("_incoming", spec.table), ("_incoming_rejects", spec.rejected_table))
+        for staging, table in staging_tables:
+            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(staging)))
+            conn.execute(
+                sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(
+                    sql.Identifier(staging), _qualified(table)
+                )
+            )
+        fetched, rejected = copy_batch(
+            conn, spec, typed_rows(spec, records), batch, "_incoming", "_incoming_rejects"
+        )
+        check_rejection_rate(spec, f"interval {window.describe()}", fetched, rejected)
+        new_rows = _insert_new_versions(conn, spec, "_incoming")
+        _insert_new_rejects(conn, spec, "_incoming_rejects")
+        watermark = None
+        if spec.updated_at_column:
+            watermark = conn.execute(
+                sql.SQL("select max({}) from _incoming").format(
+                    sql.Identifier(spec.updated_at_column)
+                )
+            ).fetchone()[0]
+        _record_batch(conn, spec, batch, "", new_rows, rejected, run_id)
+        record_state(
+            conn, spec.name, window, batch_id, watermark, fetched, new_rows, rejected, run_id
+        )
+        conn.execute("drop table _incoming, _incoming_rejects")
+    log.info(
+        "%s: interval %s: %s records fetched, %s new, %s rejected",
+        spec.name,
+        window.describe(),
+        fetched,
+        new_rows,
+        rejected,
+    )
+    return FileLoad(spec.name, origin, batch_id, "loaded", new_rows, rejected, fetched)

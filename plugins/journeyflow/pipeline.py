@@ -6,7 +6,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
-from journeyflow import activation, loading, publishing, quality
+from journeyflow import activation, extraction, loading, publishing, quality
 from journeyflow.campaigns import load_campaigns
 from journeyflow.dbt_runner import run_dbt
 from journeyflow.settings import load_settings
@@ -34,14 +34,22 @@ def prepare_warehouse() -> None:
         conn.execute(quality.RESULTS_DDL)
 
 
-def extract(source_name: str, run_id: str) -> dict:
-    """Load new or changed files of one source into raw; returns counts for the run summary."""
+def extract(
+    source_name: str,
+    run_id: str | None,
+    interval_end: datetime,
+    interval_start: datetime | None = None,
+) -> dict:
+    """Load one source's new data for a data interval into raw; returns counts for the summary."""
     settings = load_settings()
     spec = load_sources(settings.sources_file)[source_name]
     with connect(settings.warehouse_url) as conn:
-        loads = loading.extract_source(conn, spec, settings.data_dir, run_id)
+        loads = extraction.extract_source(
+            conn, spec, settings.data_dir, run_id, interval_end, interval_start
+        )
     return {
         "source": source_name,
+        "kind": spec.kind,
         "files_loaded": sum(load.status == "loaded" for load in loads),
         "files_skipped": sum(load.status == "skipped" for load in loads),
         "rows_loaded": sum(load.rows_loaded for load in loads),

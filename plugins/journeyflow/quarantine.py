@@ -57,6 +57,7 @@ def _insert_fixed_row(conn: psycopg.Connection, spec: SourceSpec, fix: dict, val
     columns = [
         *spec.column_names,
         "_batch_id",
+        "_source",
         "_source_file",
         "_line_number",
         "_loaded_at",
@@ -66,11 +67,12 @@ def _insert_fixed_row(conn: psycopg.Connection, spec: SourceSpec, fix: dict, val
         sql.SQL("insert into {} ({}) values ({}, now(), %s)").format(
             _table(spec.table),
             sql.SQL(", ").join(map(sql.Identifier, columns)),
-            sql.SQL(", ").join(sql.Placeholder() * (len(spec.columns) + 3)),
+            sql.SQL(", ").join(sql.Placeholder() * (len(spec.columns) + 4)),
         ),
         (
             *values,
             fix["_batch_id"],
+            spec.name,
             fix["_source_file"],
             fix["_line_number"],
             json.dumps(fix["_fixed_record"]),

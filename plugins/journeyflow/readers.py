@@ -1,4 +1,4 @@
-"""Read source files into typed rows, setting aside malformed records with a reason."""
+"""Read source records into typed rows, streaming, setting aside malformed records with a reason."""
 
 from __future__ import annotations
 
@@ -6,44 +6,67 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from journeyflow.sources import ColumnSpec, SourceSpec
 
 TRUE_WORDS = {"true", "t", "yes", "y", "1"}
 FALSE_WORDS = {"false", "f", "no", "n", "0"}
+CHUNK_CHARS = 1 << 16
+NUL_ESCAPE = "\\u0000"
+MAX_RECORD_CHARS = 64 << 20
 
 
 class SourceFileError(ValueError):
     """A whole file is not what its source declares (wrong format or header)."""
 
 
-@dataclass(frozen=True)
-class GoodRow:
+class GoodRow(NamedTuple):
+    """A record that passed every rule: typed values in column order plus the record as JSON."""
+
     line_number: int
     values: tuple[Any, ...]
-    record: dict[str, Any]
+    record: Any
+    record_json: str
+    origin: str | None = None
 
 
-@dataclass(frozen=True)
-class RejectedRow:
+class RejectedRow(NamedTuple):
+    """A record set aside, with why and the text as it arrived."""
+
     line_number: int
     reason: str
     raw_text: str
+    origin: str | None = None
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
+class SourceRecord(NamedTuple):
+    """One parsed record before typing: `parsed` is the value, or the error that stopped it."""
+
+    number: int
+    raw_text: str
+    parsed: Any
+    record_json: str | None = None  # None: serialise `parsed`; else raw_text is already JSON
+    origin: str | None = None
+
+
+# --- value parsing ------------------------------------------------------------------------
 
 
 def _parse_timestamp(value: Any) -> datetime:
+    if type(value) is str:
+        try:
+            parsed = datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, tz=UTC)
     text = str(value).strip()
@@ -74,6 +97,8 @@ def _parse_numeric(value: Any) -> Decimal:
 
 
 def _parse_integer(value: Any) -> int:
+    if type(value) is int:
+        return value
     number = _parse_numeric(value)
     if number != number.to_integral_value():
         raise ValueError(f"{value!r} is not an integer")
@@ -81,18 +106,21 @@ def _parse_integer(value: Any) -> int:
 
 
 def _parse_text(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, dict | list):
         raise ValueError("expected a scalar, got a nested object")
     return str(value)
 
 
-PARSERS = {
+PARSERS: dict[str, Callable[[Any], Any]] = {
     "text": _parse_text,
     "timestamp": _parse_timestamp,
     "numeric": _parse_numeric,
     "integer": _parse_integer,
     "boolean": _parse_boolean,
 }
+PARSE_ERRORS = (ValueError, InvalidOperation, OverflowError, OSError, TypeError)
 
 
 def _is_blank(value: Any) -> bool:
@@ -107,46 +135,196 @@ def coerce_value(column: ColumnSpec, value: Any) -> Any:
         return None
     try:
         return PARSERS[column.type](value)
-    except (ValueError, InvalidOperation, OverflowError, OSError) as error:
+    except PARSE_ERRORS as error:
         raise ValueError(
             f"field '{column.name}': {value!r} is not a valid {column.type}"
         ) from error
 
 
+def record_coercer(spec: SourceSpec) -> Callable[[Any], tuple[Any, ...]]:
+    """A fast function turning a record into typed values in column order (ValueError if not)."""
+    plan = [(column.name, PARSERS[column.type], column) for column in spec.columns]
+
+    def coerce(record: Any) -> tuple[Any, ...]:
+        if type(record) is not dict:
+            raise ValueError(f"expected an object, got {type(record).__name__}")
+        values = []
+        for name, parse, column in plan:
+            value = record.get(name)
+            if value is None or value == "" or (type(value) is str and value.isspace()):
+                if column.required:
+                    raise ValueError(f"missing required field '{name}'")
+                values.append(None)
+                continue
+            try:
+                values.append(parse(value))
+            except PARSE_ERRORS as error:
+                raise ValueError(
+                    f"field '{name}': {value!r} is not a valid {column.type}"
+                ) from error
+        return tuple(values)
+
+    return coerce
+
+
 def coerce_record(spec: SourceSpec, record: Any) -> tuple[Any, ...]:
     """Typed values of a record in the source's column order; ValueError names the problem."""
-    if not isinstance(record, dict):
-        raise ValueError(f"expected an object, got {type(record).__name__}")
-    return tuple(coerce_value(column, record.get(column.name)) for column in spec.columns)
+    return record_coercer(spec)(record)
 
 
-def _jsonl_records(handle: io.TextIOBase) -> Iterator[tuple[int, str, Any]]:
-    for number, line in enumerate(handle, start=1):
-        text = line.rstrip("\r\n")
-        if not text.strip():
+def typed_rows(
+    spec: SourceSpec, records: Iterable[SourceRecord]
+) -> Iterator[GoodRow | RejectedRow]:
+    """Type every parsed record: a GoodRow, or a RejectedRow naming what is wrong."""
+    coerce = record_coercer(spec)
+    dumps = json.dumps
+    for number, raw_text, parsed, record_json, origin in records:
+        if isinstance(parsed, Exception):
+            yield RejectedRow(number, str(parsed), raw_text, origin)
             continue
         try:
-            yield number, text, json.loads(text)
+            values = coerce(parsed)
+        except ValueError as error:
+            yield RejectedRow(number, str(error), raw_text, origin)
+            continue
+        if record_json is None:
+            record_json = dumps(parsed, ensure_ascii=False, default=str)
+        if NUL_ESCAPE in record_json:
+            reason = "contains \\u0000, which PostgreSQL cannot store"
+            yield RejectedRow(number, reason, raw_text.replace("\x00", ""), origin)
+            continue
+        yield GoodRow(number, values, parsed, record_json, origin)
+
+
+# --- JSON ---------------------------------------------------------------------------------
+
+
+class _StrictDecoder:
+    """json decoding that notes NaN/Infinity, which PostgreSQL jsonb cannot store."""
+
+    def __init__(self) -> None:
+        self.constants: list[str] = []
+        self.decoder = json.JSONDecoder(parse_constant=self.constants.append)
+
+    def raw_decode(self, text: str, position: int = 0) -> tuple[Any, int]:
+        """(value, end); the value is a ValueError when the JSON holds NaN or Infinity."""
+        self.constants.clear()
+        value, end = self.decoder.raw_decode(text, position)
+        if self.constants:
+            return ValueError(f"unparseable JSON: {self.constants[0]} is not valid JSON"), end
+        return value, end
+
+
+def _jsonl_records(handle: io.TextIOBase, path: Path) -> Iterator[SourceRecord]:
+    strict = _StrictDecoder()
+    loads = json.loads
+    parsed_any = unparseable = 0
+    for number, line in enumerate(handle, start=1):
+        text = line.rstrip("\r\n")
+        try:
+            if "NaN" in text or "Infinity" in text:  # rare: let the strict decoder judge
+                value, end = strict.raw_decode(text.strip())
+                if end != len(text.strip()):
+                    raise json.JSONDecodeError("Extra data", text.strip(), end)
+            else:
+                value = loads(text)
         except json.JSONDecodeError as error:
-            yield number, text, ValueError(f"unparseable JSON: {error.msg} at column {error.colno}")
-
-
-def _json_records(handle: io.TextIOBase, path: Path) -> Iterator[tuple[int, str, Any]]:
-    try:
-        document = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise SourceFileError(f"{path}: expected a JSON array of objects, {error}") from error
-    if not isinstance(document, list):
+            if not text.strip():
+                continue
+            value = ValueError(f"unparseable JSON: {error.msg} at column {error.colno}")
+        if isinstance(value, ValueError):
+            unparseable += 1
+            yield SourceRecord(number, text, value)
+            continue
+        parsed_any += 1
+        yield SourceRecord(number, text, value, text)
+    if unparseable and not parsed_any:
         raise SourceFileError(
-            f"{path}: expected a JSON array of objects, got {type(document).__name__}"
+            f"{path}: expected JSON Lines (one JSON object per line), but no line is JSON"
         )
-    for number, item in enumerate(document, start=1):
-        yield number, json.dumps(item, sort_keys=True), item
 
 
-def _csv_records(
-    handle: io.TextIOBase, path: Path, spec: SourceSpec
-) -> Iterator[tuple[int, str, Any]]:
+class _ChunkedText:
+    """A growing window over a text stream, so a JSON array is parsed without reading it whole."""
+
+    def __init__(self, handle: io.TextIOBase) -> None:
+        self.handle = handle
+        self.buffer = ""
+        self.position = 0
+        self.eof = False
+
+    def fill(self) -> bool:
+        """Read another chunk; False at the end of the stream."""
+        if self.eof:
+            return False
+        more = self.handle.read(CHUNK_CHARS)
+        self.buffer = self.buffer[self.position :] + more
+        self.position = 0
+        self.eof = not more
+        return bool(more)
+
+    def next_char(self) -> str:
+        """The next non-whitespace character (not consumed), or '' at the end."""
+        while True:
+            buffer, length = self.buffer, len(self.buffer)
+            position = self.position
+            while position < length and buffer[position] in " \t\r\n":
+                position += 1
+            self.position = position
+            if position < length:
+                return buffer[position]
+            if not self.fill():
+                return ""
+
+
+def _json_array_records(handle: io.TextIOBase, path: Path) -> Iterator[SourceRecord]:
+    """Elements of a JSON array, one at a time, each with its exact text."""
+    expected = f"{path}: expected a JSON array of objects"
+    text = _ChunkedText(handle)
+    first = text.next_char()
+    if first != "[":
+        found = "an empty file" if not first else f"{first!r} at the start"
+        raise SourceFileError(f"{expected}, found {found}")
+    text.position += 1
+    decoder = _StrictDecoder()
+    number = 0
+    while True:
+        char = text.next_char()
+        if char == "]":
+            text.position += 1
+            break
+        if number:
+            if char != ",":
+                raise SourceFileError(f"{expected}; after element {number} expected ',' or ']'")
+            text.position += 1
+            text.next_char()
+        number += 1
+        while True:
+            start = text.position
+            try:
+                value, end = decoder.raw_decode(text.buffer, start)
+            except json.JSONDecodeError as error:
+                if len(text.buffer) - start < MAX_RECORD_CHARS and text.fill():
+                    continue
+                raise SourceFileError(
+                    f"{expected}; element {number} is not valid JSON: {error.msg}"
+                ) from error
+            if end == len(text.buffer) and text.fill():
+                continue  # a number at the end of the chunk may go on in the next one
+            break
+        raw = text.buffer[start:end]
+        text.position = end
+        yield SourceRecord(number, raw, value, raw)
+        if text.position > CHUNK_CHARS:
+            text.buffer, text.position = text.buffer[text.position :], 0
+    if text.next_char():
+        raise SourceFileError(f"{expected}; unexpected data after the closing ']'")
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+def _csv_records(handle: io.TextIOBase, path: Path, spec: SourceSpec) -> Iterator[SourceRecord]:
     reader = csv.reader(handle)
     header = next(reader, None)
     required = [column.name for column in spec.columns if column.required]
@@ -155,31 +333,105 @@ def _csv_records(
             f"{path}: CSV header {header!r} lacks required columns; expected at least {required}"
         )
     names = [name.strip() for name in header]
+    width = len(names)
     for values in reader:
         number = reader.line_num
         raw_text = ",".join(values)
-        if len(values) != len(names):
-            yield number, raw_text, ValueError(f"expected {len(names)} fields, got {len(values)}")
+        if len(values) != width:
+            reason = ValueError(f"expected {width} fields, got {len(values)}")
+            yield SourceRecord(number, raw_text, reason)
             continue
-        yield number, raw_text, dict(zip(names, values, strict=True))
+        yield SourceRecord(number, raw_text, dict(zip(names, values, strict=True)))
 
 
-def _records(path: Path, spec: SourceSpec, handle: io.TextIOBase) -> Iterator[tuple[int, str, Any]]:
-    if spec.format == "jsonl":
-        return _jsonl_records(handle)
-    if spec.format == "json":
-        return _json_records(handle, path)
-    return _csv_records(handle, path, spec)
+# --- Parquet ------------------------------------------------------------------------------
+
+
+def plain_value(value: Any) -> Any:
+    """A value as plain JSON-compatible Python (NaN and NaT become None)."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return None if value != value else value
+    if isinstance(value, datetime | date) or hasattr(value, "isoformat"):
+        return None if value != value else value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return {str(key): plain_value(item) for key, item in value.items()}
+    if hasattr(value, "tolist"):
+        return plain_value(value.tolist())
+    if isinstance(value, list | tuple):
+        return [plain_value(item) for item in value]
+    return str(value)
+
+
+def _parquet_records(path: Path, spec: SourceSpec) -> Iterator[SourceRecord]:
+    """Rows of a Parquet file, one row group in memory at a time."""
+    import fastparquet  # imported lazily: pulls in pandas
+
+    try:
+        parquet = fastparquet.ParquetFile(str(path))
+    except Exception as error:  # noqa: BLE001 - any failure means "not a Parquet file"
+        raise SourceFileError(f"{path}: expected a Parquet file: {error}") from error
+    required = [column.name for column in spec.columns if column.required]
+    missing = sorted(set(required) - set(parquet.columns))
+    if missing:
+        raise SourceFileError(
+            f"{path}: Parquet columns {parquet.columns} lack required columns {missing}"
+        )
+    number = 0
+    for frame in parquet.iter_row_groups():
+        for row in frame.to_dict("records"):
+            number += 1
+            record = {str(name): plain_value(value) for name, value in row.items()}
+            text = json.dumps(record, ensure_ascii=False)
+            yield SourceRecord(number, text, record, text)
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
+
+
+FORMAT_NAMES = {
+    "csv": "CSV",
+    "jsonl": "JSON Lines",
+    "json": "a JSON array",
+    "parquet": "Parquet",
+}
+
+
+def _text_records(path: Path, spec: SourceSpec) -> Iterator[SourceRecord]:
+    with _open_text(path) as handle:
+        if spec.format == "jsonl":
+            yield from _jsonl_records(handle, path)
+        elif spec.format == "json":
+            yield from _json_array_records(handle, path)
+        else:
+            yield from _csv_records(handle, path, spec)
+
+
+def file_records(path: Path, spec: SourceSpec) -> Iterator[SourceRecord]:
+    """Parsed records of one file, streamed; SourceFileError if the file is not what is declared."""
+    records = (
+        _parquet_records(path, spec) if spec.format == "parquet" else _text_records(path, spec)
+    )
+    expected = f"expected {FORMAT_NAMES[spec.format]}"
+    try:
+        yield from records
+    except UnicodeDecodeError as error:
+        raise SourceFileError(f"{path}: {expected} in UTF-8: {error}") from error
+    except (gzip.BadGzipFile, zlib.error, EOFError) as error:
+        raise SourceFileError(f"{path}: {expected}, gzip-compressed: {error}") from error
 
 
 def read_source_file(path: Path, spec: SourceSpec) -> Iterator[GoodRow | RejectedRow]:
     """Yield every record of a file as a typed GoodRow or a RejectedRow with its reason."""
-    with _open_text(path) as handle:
-        for number, raw_text, parsed in _records(path, spec, handle):
-            if isinstance(parsed, Exception):
-                yield RejectedRow(number, str(parsed), raw_text)
-                continue
-            try:
-                yield GoodRow(number, coerce_record(spec, parsed), parsed)
-            except ValueError as error:
-                yield RejectedRow(number, str(error), raw_text)
+    return typed_rows(spec, file_records(path, spec))

@@ -80,3 +80,30 @@ def test_heavy_libraries_not_imported_by_parsing():
     )
     marker = [line for line in output.stdout.splitlines() if line.startswith("HEAVY=")]
     assert marker == ["HEAVY="], marker
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("    kind: ftp\n    key: id\n", "sources.orders.kind: 'ftp' is not one of"),
+        (
+            "    kind: postgres_table\n    connection: ops\n    key: id\n"
+            "    columns: {id: {type: text}, changed: {type: timestamp}}\n"
+            "    incremental: {field: changed}\n",
+            "sources.orders.table: required field is missing",
+        ),
+    ],
+)
+def test_broken_sources_file_is_an_import_error_naming_the_yaml_path(
+    tmp_path, monkeypatch, source, message
+):
+    from airflow.dag_processing.dagbag import DagBag
+
+    broken = tmp_path / "sources.yml"
+    broken.write_text("sources:\n  orders:\n" + source)
+    monkeypatch.setenv("JOURNEY_SOURCES_FILE", str(broken))
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert "journey_pipeline" not in bag.dags
+    assert bag.import_errors, "a broken sources file must fail DAG parsing"
+    for error in bag.import_errors.values():
+        assert f"{broken}: {message}" in error

@@ -34,7 +34,7 @@ def replay_env(server_url, airflow_db, tmp_path_factory):
         patch.setenv("JOURNEY_WAREHOUSE_URL", url)
         patch.setenv("JOURNEY_DATA_DIR", str(data_dir))
         pipeline.prepare_warehouse()
-        assert pipeline.extract("orders", "load-1")["rows_rejected"] == 2
+        assert pipeline.extract("orders", "load-1", LOGICAL_DATE)["rows_rejected"] == 2
         with psycopg.connect(url, autocommit=True) as conn:
             yield conn
 

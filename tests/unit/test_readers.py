@@ -98,3 +98,109 @@ def test_json_file_that_is_not_an_array_fails_the_file(tmp_path):
     path.write_text('{"order_id": "a"}')
     with pytest.raises(SourceFileError, match="expected a JSON array"):
         list(read_source_file(path, _with_format("json")))
+
+
+def _json_spec():
+    return _with_format("json")
+
+
+def _order(number: int, **extra) -> dict:
+    return {"order_id": f"o{number}", "amount": number, "ts": 1790000000 + number, **extra}
+
+
+def test_json_array_is_streamed_across_chunk_boundaries(tmp_path, monkeypatch):
+    import journeyflow.readers as readers
+
+    monkeypatch.setattr(readers, "CHUNK_CHARS", 7)  # splits numbers, strings and separators
+    path = tmp_path / "orders.json"
+    records = [_order(n, note="a, b ] } \\" + str(n)) for n in range(40)]
+    path.write_text("  [\n" + ",\n  ".join(json.dumps(r, indent=1) for r in records) + "\n]\n")
+    rows = list(read_source_file(path, _json_spec()))
+    assert [row.line_number for row in rows] == list(range(1, 41))
+    assert all(isinstance(row, GoodRow) for row in rows)
+    assert [row.record for row in rows] == records
+    assert [json.loads(row.record_json) for row in rows] == records
+
+
+def test_json_array_element_that_breaks_the_syntax_fails_the_file_naming_it(tmp_path):
+    path = tmp_path / "orders.json"
+    path.write_text('[{"order_id": "a", "amount": 1, "ts": 1}, {"order_id": "b", "amount": ]')
+    with pytest.raises(SourceFileError, match=r"orders.json: expected a JSON array.*element 2"):
+        list(read_source_file(path, _json_spec()))
+
+
+def test_json_array_with_trailing_data_fails(tmp_path):
+    path = tmp_path / "orders.json"
+    path.write_text('[{"order_id": "a", "amount": 1, "ts": 1}] {"more": 1}')
+    with pytest.raises(SourceFileError, match="after the closing"):
+        list(read_source_file(path, _json_spec()))
+
+
+def test_values_postgres_cannot_store_are_rejected_not_fatal(tmp_path):
+    path = tmp_path / "orders.jsonl"
+    path.write_text(
+        '{"order_id": "a", "amount": 1, "ts": 1}\n'
+        '{"order_id": "b", "amount": NaN, "ts": 1}\n'
+        '{"order_id": "c", "amount": 1, "ts": 1, "note": "nul \\u0000 here"}\n'
+    )
+    good, nan, nul = list(read_source_file(path, _with_format("jsonl")))
+    assert isinstance(good, GoodRow)
+    assert isinstance(nan, RejectedRow) and "NaN is not valid JSON" in nan.reason
+    assert isinstance(nul, RejectedRow) and "\\u0000" in nul.reason
+
+
+def test_a_csv_file_declared_as_jsonl_fails_naming_the_file(tmp_path):
+    path = tmp_path / "orders.jsonl"
+    path.write_text("order_id,amount,ts\no1,2,2026-10-01\n")
+    with pytest.raises(SourceFileError, match="orders.jsonl: expected JSON Lines"):
+        list(read_source_file(path, _with_format("jsonl")))
+
+
+def test_a_file_that_is_not_gzip_fails_naming_the_file(tmp_path):
+    path = tmp_path / "orders.jsonl.gz"
+    path.write_text('{"order_id": "a"}\n')
+    with pytest.raises(SourceFileError, match="orders.jsonl.gz: expected JSON Lines, gzip"):
+        list(read_source_file(path, _with_format("jsonl")))
+
+
+def test_gzipped_csv_is_read(tmp_path):
+    path = tmp_path / "orders.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("order_id,amount,paid,qty,ts\no1,10.50,true,2,2026-10-01T10:00:00Z\n")
+    [row] = list(read_source_file(path, SPEC))
+    assert row.values[0] == "o1"
+
+
+def test_parquet_rows_are_typed_and_kept_whole(tmp_path):
+    import fastparquet
+    import pandas as pd
+
+    path = tmp_path / "orders.parquet"
+    frame = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", None],
+            "amount": [10.5, float("nan"), 3.0],
+            "qty": [1, 2, 3],
+            "ts": pd.to_datetime(["2026-10-01T10:00:00Z"] * 3),
+            "channel": ["web", "app", "web"],
+        }
+    )
+    fastparquet.write(str(path), frame, row_group_offsets=2)  # two row groups
+    good, missing_amount, missing_id = list(read_source_file(path, _with_format("parquet")))
+    assert good.values == ("o1", Decimal("10.5"), None, 1, datetime(2026, 10, 1, 10, tzinfo=UTC))
+    assert json.loads(good.record_json)["channel"] == "web"
+    assert "missing required field 'amount'" in missing_amount.reason
+    assert missing_id.line_number == 3 and "order_id" in missing_id.reason
+
+
+def test_parquet_without_required_columns_or_not_parquet_fails(tmp_path):
+    import fastparquet
+    import pandas as pd
+
+    path = tmp_path / "orders.parquet"
+    fastparquet.write(str(path), pd.DataFrame({"order_id": ["o1"]}))
+    with pytest.raises(SourceFileError, match="orders.parquet: Parquet columns.*amount"):
+        list(read_source_file(path, _with_format("parquet")))
+    path.write_text("order_id,amount\n")
+    with pytest.raises(SourceFileError, match="orders.parquet: expected a Parquet file"):
+        list(read_source_file(path, _with_format("parquet")))
