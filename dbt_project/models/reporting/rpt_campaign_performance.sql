@@ -54,7 +54,7 @@ entries as (
         decisions.send_id,
         decisions.decided_for,
         case when decisions.arm = 'treatment' then 'treatment' else 'control' end as arm_group,
-        decisions.variant,
+        coalesce(decisions.variant, 'default') as variant,
         campaigns.goal_touchpoint_type,
         campaigns.attribution_days
     from decisions
