@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench docs clean env
+.PHONY: demo test lint format bench bench-activation docs clean env
 
 env: $(INSTALLED)
 
@@ -22,6 +22,9 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-activation: $(INSTALLED)
+	$(BIN)/python -m tests.benchmarks.bench_activation $(BENCH_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check dags plugins tests

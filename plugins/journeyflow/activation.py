@@ -43,7 +43,7 @@ class SendReport:
     """What one run did for one campaign."""
 
     campaign_id: str
-    audience: int = 0
+    candidates: int = 0  # audience members without a decision for their trigger window yet
     decided_send: int = 0
     decided_held: int = 0
     suppressed: int = 0
@@ -154,28 +154,44 @@ def _write_decisions(
                     as_of,
                     c.send_at,
                     run_id,
+                    "pending",
                 )
             )
-    with conn.cursor() as cur:
-        cur.executemany(
-            "insert into activation.campaign_decisions (campaign_id, profile_id, trigger_window,"
-            " decision, reason, arm, variant, send_id, run_id, decided_for)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
-            decisions,
-        )
-        cur.executemany(
-            "insert into activation.campaign_assignments (campaign_id, profile_id, arm, variant,"
-            " run_id) values (%s, %s, %s, %s, %s) on conflict do nothing",
-            assignments,
-        )
-        cur.executemany(
-            "insert into activation.campaign_sends (send_id, campaign_id, profile_id,"
-            " trigger_window, email, template_id, variant, template_data, marketing, decided_for,"
-            " send_at, run_id, status)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')"
-            " on conflict do nothing",
-            sends,
-        )
+    _insert_new(conn, "campaign_decisions", DECISION_COLUMNS, decisions)
+    _insert_new(conn, "campaign_assignments", ASSIGNMENT_COLUMNS, assignments)
+    _insert_new(conn, "campaign_sends", SEND_COLUMNS, sends)
+
+
+DECISION_COLUMNS = (
+    "campaign_id", "profile_id", "trigger_window", "decision", "reason", "arm", "variant",
+    "send_id", "run_id", "decided_for",
+)  # fmt: skip
+ASSIGNMENT_COLUMNS = ("campaign_id", "profile_id", "arm", "variant", "run_id")
+SEND_COLUMNS = (
+    "send_id", "campaign_id", "profile_id", "trigger_window", "email", "template_id", "variant",
+    "template_data", "marketing", "decided_for", "send_at", "run_id", "status",
+)  # fmt: skip
+
+
+def _insert_new(
+    conn: psycopg.Connection, table: str, columns: tuple[str, ...], rows: list[tuple]
+) -> None:
+    """Bulk insert (COPY into a scratch table, then insert); existing keys are left alone."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    conn.execute(
+        f"create temporary table incoming (like activation.{table} including defaults)"
+        " on commit drop"
+    )
+    with conn.cursor().copy(f"copy incoming ({names}) from stdin") as copy:
+        for row in rows:
+            copy.write_row(row)
+    conn.execute(
+        f"insert into activation.{table} ({names}) select {names} from incoming"
+        " on conflict do nothing"
+    )
+    conn.execute("drop table incoming")
 
 
 def record_decisions(
@@ -189,7 +205,7 @@ def record_decisions(
         candidates = []
         for campaign in config.campaigns:
             people = audience.fetch_candidates(conn, campaign, config.policy, as_of)
-            reports[campaign.campaign_id].audience = len(people)
+            reports[campaign.campaign_id].candidates = len(people)
             candidates += [Candidate(campaign, p, p["trigger_window"]) for p in people]
         decide_all(candidates, config.policy, as_of)
         _write_decisions(conn, candidates, as_of, run_id)
@@ -356,4 +372,11 @@ def run_campaigns(
             report.expired = expire_stale(conn, campaign, as_of, config.policy.max_send_delay_hours)
             deliver(conn, campaign, delivery, report)
         log.info("%s: %s", campaign.campaign_id, report)
+        if report.in_doubt:
+            log.warning(
+                "%s: %d messages in doubt (status sending): a later run settles them against"
+                " SendGrid's Email Activity",
+                campaign.campaign_id,
+                report.in_doubt,
+            )
     return list(reports.values())

@@ -87,8 +87,10 @@ alter table activation.campaign_sends
     add column if not exists claimed_at timestamptz;
 create index if not exists campaign_sends_by_profile
     on activation.campaign_sends (profile_id, decided_for);
-create index if not exists campaign_sends_open
-    on activation.campaign_sends (campaign_id, status) where status in ('pending', 'sending');
+create index if not exists campaign_sends_pending
+    on activation.campaign_sends (campaign_id, template_id, send_id) where status = 'pending';
+create index if not exists campaign_sends_in_doubt
+    on activation.campaign_sends (campaign_id, batch_id) where status = 'sending';
 
 -- Identifiers of people who asked to be erased: never contacted again.
 create table if not exists activation.erased_identifiers (
