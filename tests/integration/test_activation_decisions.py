@@ -274,3 +274,37 @@ def test_template_data_naming_an_unknown_column_is_a_config_error(activation_wor
     ):
         world.run(config(broken))
     assert world.rows("select * from activation.campaign_sends") == []
+
+
+PREVIOUS_RELEASE_DDL = """
+drop schema activation cascade;
+create schema activation;
+create table activation.campaign_decisions (
+    campaign_id text not null, profile_id text not null, trigger_window date not null,
+    decision text not null check (decision in ('send', 'suppressed', 'holdout')),
+    reason text not null, run_id text not null, decided_at timestamptz not null default now(),
+    primary key (campaign_id, profile_id, trigger_window));
+create table activation.campaign_sends (
+    send_id text primary key, campaign_id text not null, profile_id text not null,
+    trigger_window date not null, email text not null, template_id text not null,
+    status text not null check (status in ('pending', 'sending', 'sent', 'failed')),
+    attempts integer not null default 0, sg_message_id text, error text, run_id text not null,
+    created_at timestamptz not null default now(), sent_at timestamptz,
+    unique (campaign_id, profile_id, trigger_window));
+insert into activation.campaign_sends (send_id, campaign_id, profile_id, trigger_window, email,
+    template_id, status, run_id) values ('old', 'nudge', 'p_old', '2026-01-01', 'o@example.com',
+    'd-nudge', 'sent', 'run-0');
+"""
+
+
+def test_activation_tables_of_the_previous_release_are_upgraded_in_place(activation_world):
+    from journeyflow.activation import ensure_activation_schema
+
+    world = activation_world
+    world.conn.execute(PREVIOUS_RELEASE_DDL)
+    ensure_activation_schema(world.conn)
+    ensure_activation_schema(world.conn)  # idempotent
+    world.add_people(person("p_alice"), person("p_night", time_zone="Asia/Tokyo"))
+    world.run(config(campaign("nudge"), quiet_hours={"start": "21:00", "end": "08:00"}))
+    assert world.statuses() == {"p_old": "sent", "p_alice": "sent", "p_night": "sent"}
+    assert world.decisions()[("nudge", "p_night")] == ("held", "quiet_hours")
