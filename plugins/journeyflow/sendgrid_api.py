@@ -12,7 +12,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,17 @@ def batch_id_for(send_ids: list[str], attempt: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def json_safe(value: Any) -> Any:
-    """Template data as JSON: dates as ISO text, decimals as numbers."""
-    return json.loads(json.dumps(value, default=str))
+    """Template data as JSON: decimals as numbers, dates and times as ISO-8601 text."""
+    return json.loads(json.dumps(value, default=_json_default))
 
 
 def mail_body(

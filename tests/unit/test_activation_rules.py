@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -239,7 +240,12 @@ def _row(i, send_at=None):
         "template_id": "d-1",
         "campaign_id": "nudge",
         "variant": "a",
-        "template_data": {"first_name": f"N{i}", "since": datetime(2026, 1, 1, tzinfo=UTC)},
+        "template_data": {
+            "first_name": f"N{i}",
+            "since": datetime(2026, 1, 1, tzinfo=UTC),
+            "revenue": Decimal("120.50"),
+            "orders": Decimal("3"),
+        },
         "send_at": send_at,
     }
 
@@ -254,7 +260,9 @@ def test_mail_body_has_one_personalization_per_recipient_with_send_id():
     assert body["mail_settings"] == {"sandbox_mode": {"enable": True}}
     assert body["personalizations"][0]["dynamic_template_data"] == {
         "first_name": "N0",
-        "since": "2026-01-01 00:00:00+00:00",
+        "since": "2026-01-01T00:00:00+00:00",
+        "revenue": 120.5,
+        "orders": 3,
     }
     # held until later: scheduled; a delivery time already passed: sent at once
     assert [p.get("send_at") for p in body["personalizations"]] == [
