@@ -396,8 +396,3 @@ def load_campaign_config(path: Path) -> CampaignConfig:
     except yaml.YAMLError as error:
         raise CampaignConfigError(f"{path}: not valid YAML: {error}") from None
     return parse_campaign_config(document, str(path))
-
-
-def load_campaigns(path: Path) -> list[Campaign]:
-    """The campaigns of the file, in priority order."""
-    return list(load_campaign_config(path).campaigns)
