@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-gates bench-load docs clean env lock
+.PHONY: demo test lint format bench bench-gates bench-load bench-activation docs clean env lock
 
 env: $(INSTALLED)
 
@@ -25,6 +25,9 @@ test: $(INSTALLED)
 
 bench-load: $(INSTALLED)
 	$(BIN)/python tests/benchmarks/bench_load.py $(if $(N),--rows $(N))
+
+bench-activation: $(INSTALLED)
+	$(BIN)/python -m tests.benchmarks.bench_activation $(BENCH_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check dags plugins tests

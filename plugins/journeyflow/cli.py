@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,11 @@ DAG_ID = "journey_pipeline"
 DEMO_END_DATE = date(2026, 11, 1)
 DEMO_API_KEY = "SG.demo-key-not-a-secret"
 WAREHOUSE_CHOICES = ("auto", "local", "embedded")
+
+
+def demo_sendgrid_connection() -> str:
+    """The Airflow connection (JSON form) holding the demo's SendGrid API key."""
+    return json.dumps({"conn_type": "generic", "password": DEMO_API_KEY})
 
 
 def step(message: str) -> None:
@@ -122,7 +128,7 @@ def demo(arguments: argparse.Namespace) -> None:
         if "JOURNEY_SENDGRID_HOST" not in os.environ:
             sink = stack.enter_context(SendGridSink(record_path=demo_dir / "sendgrid.jsonl"))
             env["JOURNEY_SENDGRID_HOST"] = sink.url
-            env.setdefault("JOURNEY_SENDGRID_API_KEY", DEMO_API_KEY)
+            env.setdefault("AIRFLOW_CONN_SENDGRID_DEFAULT", demo_sendgrid_connection())
             step(f"local SendGrid sink on {sink.url} (requests recorded in {sink.record_path})")
         run_dag(env, DEMO_END_DATE, demo_dir)
     print_summary(url, started)

@@ -6,8 +6,8 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
-from journeyflow import activation, extraction, loading, publishing, quality
-from journeyflow.campaigns import load_campaigns
+from journeyflow import activation, extraction, loading, publishing, quality, sendgrid_api
+from journeyflow.campaigns import load_campaign_config
 from journeyflow.dbt_runner import run_dbt
 from journeyflow.settings import load_settings
 from journeyflow.sources import load_sources
@@ -122,44 +122,26 @@ def publish_reporting() -> list[str]:
         return publishing.publish_schema(conn, publishing.BUILD_SCHEMA, publishing.LIVE_SCHEMA)
 
 
-def _sendgrid_client(settings):
-    from sendgrid import SendGridAPIClient
-
-    if not settings.sendgrid_api_key:
-        raise RuntimeError("JOURNEY_SENDGRID_API_KEY is not set: cannot send campaigns")
-    return SendGridAPIClient(api_key=settings.sendgrid_api_key, host=settings.sendgrid_host)
+def _delivery(settings) -> activation.Delivery | None:
+    """How this run talks to SendGrid; None in dry_run mode (decisions and outbox only)."""
+    if settings.campaign_mode == "dry_run":
+        return None
+    api_key = sendgrid_api.api_key_from_connection(settings.sendgrid_conn_id)
+    return activation.Delivery(
+        client=sendgrid_api.make_client(api_key, settings.sendgrid_host),
+        from_email=settings.sendgrid_from_email,
+        sandbox=settings.campaign_mode == "sandbox",
+        reconcile_grace=timedelta(seconds=settings.reconcile_grace_seconds),
+        batch_size=min(settings.sendgrid_batch_size, sendgrid_api.MAX_PERSONALIZATIONS),
+    )
 
 
 def send_campaigns(as_of: datetime, run_id: str) -> list[dict]:
     """Decide, write the outbox and deliver every configured campaign exactly once."""
     settings = load_settings()
-    campaigns = load_campaigns(settings.campaigns_file)
-    sending = settings.campaign_mode != "dry_run"
-    client = _sendgrid_client(settings) if sending else None
-    reports = []
-    with connect(settings.warehouse_url) as conn:
+    config = load_campaign_config(settings.campaigns_file)
+    delivery = _delivery(settings)
+    with connect(settings.warehouse_url, autocommit=True) as conn:
         activation.ensure_activation_schema(conn)
-        for campaign in campaigns:
-            report = activation.record_decisions(conn, campaign, as_of, run_id)
-            report.in_doubt = activation.count_in_doubt(conn, campaign)
-            if sending:
-                activation.deliver(
-                    conn,
-                    campaign,
-                    client,
-                    settings.sendgrid_from_email,
-                    settings.campaign_mode == "sandbox",
-                    report,
-                )
-            log.info(
-                "%s: audience %d, to send %d, suppressed %d, sent %d, failed %d, in doubt %d",
-                campaign.campaign_id,
-                report.audience,
-                report.decided_send,
-                report.suppressed,
-                report.sent,
-                report.failed,
-                report.in_doubt,
-            )
-            reports.append(vars(report))
-    return reports
+        reports = activation.run_campaigns(conn, config, as_of, run_id, delivery)
+    return [vars(report) for report in reports]

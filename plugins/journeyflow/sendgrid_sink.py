@@ -1,26 +1,44 @@
-"""Local SendGrid-compatible HTTP sink that accepts and records v3 mail sends without internet."""
+"""Local SendGrid-compatible HTTP sink that accepts and records v3 mail sends without internet.
+
+Besides mail send and global suppressions it answers the Email Activity search
+(`GET /v3/messages?query=...`) over the messages it accepted, and can inject faults: error
+answers (`fail_next`) and killing the sending process at the network boundary
+(`kill_on_mail_send`), so crash recovery is tested for real.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import signal
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 MAIL_SEND_PATH = "/v3/mail/send"
 SUPPRESSIONS_PATH = "/v3/asm/suppressions/global"
+MESSAGES_PATH = "/v3/messages"
 MAX_PERSONALIZATIONS = 1000
+MAX_SCHEDULE_AHEAD_SECONDS = 72 * 3600
 MAX_BODY_BYTES = 30 * 1024 * 1024
 DEFAULT_HOST = "127.0.0.1"
 POLL_INTERVAL_SECONDS = 0.05  # how quickly stop() is noticed
 CONTENT_REQUIRED = "Unless a valid template_id is provided, the content parameter is required."
 RECIPIENTS_REQUIRED = "recipient_emails must be a non-empty list of email addresses."
+SEND_AT_INVALID = "send_at must be a unix timestamp no more than 72 hours in the future."
+# one condition of an Email Activity query: unique_args['key']="value", to_email="...", msg_id="..."
+QUERY_CONDITION = re.compile(
+    r"^\s*(?:unique_args\['(?P<arg>[^']+)'\]|(?P<field>to_email|msg_id))"
+    r'\s*=\s*"(?P<value>[^"]*)"\s*$'
+)
 
 
 @dataclass
@@ -71,11 +89,24 @@ def _personalization_errors(personalizations: Any) -> list[tuple[str, str | None
     if len(personalizations) > MAX_PERSONALIZATIONS:
         message = f"You may not have more than {MAX_PERSONALIZATIONS} personalizations per email."
         return [(message, "personalizations")]
-    return [
+    errors = [
         ("The to array is required for all personalization objects.", f"personalizations.{i}.to")
         for i, item in enumerate(personalizations)
         if _first_recipient(item) is None
     ]
+    return errors + [
+        (SEND_AT_INVALID, f"personalizations.{i}.send_at")
+        for i, item in enumerate(personalizations)
+        if isinstance(item, dict) and "send_at" in item and not _valid_send_at(item["send_at"])
+    ]
+
+
+def _valid_send_at(value: Any) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value <= time.time() + MAX_SCHEDULE_AHEAD_SECONDS
+    )
 
 
 def _first_recipient(personalization: Any) -> str | None:
@@ -110,11 +141,37 @@ def message_recipients(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
     ]
 
 
+def parse_activity_query(query: str) -> list[tuple[str, str, str]] | None:
+    """Conditions of an Email Activity query joined by AND, as (kind, name, value); None if
+    the query uses anything else."""
+    conditions = []
+    for part in re.split(r"\s+AND\s+", query.strip()) if query.strip() else []:
+        match = QUERY_CONDITION.match(part)
+        if match is None:
+            return None
+        if match["arg"] is not None:
+            conditions.append(("unique_args", match["arg"], match["value"]))
+        else:
+            conditions.append(("field", match["field"], match["value"]))
+    return conditions
+
+
+def _matches(message: dict[str, Any], conditions: list[tuple[str, str, str]]) -> bool:
+    for kind, name, value in conditions:
+        actual = message["unique_args"].get(name) if kind == "unique_args" else message.get(name)
+        if actual != value:
+            return False
+    return True
+
+
 class SendGridSink:
     """A background HTTP server answering like SendGrid's v3 mail-send and suppression APIs.
 
     Accepted requests are kept in memory (`requests`) and, when `record_path` is given,
-    appended to that file as JSON lines; the Authorization header is never stored.
+    appended to that file as JSON lines; the Authorization header is never stored. Every
+    accepted personalization is also a message the Email Activity search finds (in memory,
+    for the lifetime of this sink); `activity_enabled = False` makes that API answer 403, as
+    for an account without the Email Activity add-on.
     """
 
     def __init__(
@@ -130,6 +187,10 @@ class SendGridSink:
         self._lock = threading.Lock()
         self._accepted: list[dict[str, Any]] = []
         self._failures: deque[tuple[int, int | None]] = deque()
+        self._activity: list[dict[str, Any]] = []
+        self._activity_queries: list[str] = []
+        self._kill: list | None = None  # [pid, signal, after_accepting, requests to go]
+        self.activity_enabled = True
         self._sent = 0
         self._server: _SinkServer | None = None
         self._thread: threading.Thread | None = None
@@ -187,16 +248,42 @@ class SendGridSink:
             for recipient in message_recipients(request["body"])
         ]
 
+    @property
+    def activity_queries(self) -> list[str]:
+        """The Email Activity queries received, oldest first."""
+        with self._lock:
+            return list(self._activity_queries)
+
     def fail_next(self, n: int, status: int = 429, retry_after: int | None = 1) -> None:
         """Answer the next n mail-send requests with `status` (and Retry-After when given)."""
         with self._lock:
             self._failures.extend([(status, retry_after)] * n)
 
+    @property
+    def pending_failures(self) -> int:
+        """Injected failures not yet used up by requests."""
+        with self._lock:
+            return len(self._failures)
+
+    def kill_on_mail_send(
+        self, pid: int, after_accepting: bool = True, nth: int = 1, sig: int = signal.SIGKILL
+    ) -> None:
+        """On the `nth` mail send from now, kill process `pid` before answering: after accepting
+        the message (the sender dies between the API call and its own bookkeeping), or before
+        (the request is lost). Fires once."""
+        with self._lock:
+            self._kill = [pid, sig, after_accepting, nth]
+
     def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         """Answer one request; called by the HTTP handler thread."""
-        route = path.split("?", 1)[0].rstrip("/")
+        route, _, query_string = path.partition("?")
+        route = route.rstrip("/")
+        if method == "GET" and route == MESSAGES_PATH:
+            return self._search_activity(headers, query_string)
         if method != "POST" or route not in (MAIL_SEND_PATH, SUPPRESSIONS_PATH):
             return error_reply(404, ("not found", None))
+        if route == MAIL_SEND_PATH and self._kill_due() and self._kill_fires(False):
+            return error_reply(503, ("connection lost", None))
         if route == MAIL_SEND_PATH and (failure := self._take_failure()):
             status, retry_after = failure
             extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
@@ -218,7 +305,63 @@ class SendGridSink:
             self._sent += 1
             message_id = f"sink-{self._sent:010d}"
             self._record(path, headers, body, message_id)
+            self._index_messages(body, message_id)
+        self._kill_fires(after_accepting=True)
         return Reply(202, {"X-Message-Id": message_id})
+
+    def _kill_due(self) -> bool:
+        """Count one mail send towards an armed kill; whether this is the one."""
+        with self._lock:
+            if self._kill is None:
+                return False
+            self._kill[3] -= 1
+            return self._kill[3] <= 0
+
+    def _kill_fires(self, after_accepting: bool) -> bool:
+        """Kill the armed process if it is due at this moment; whether it fired."""
+        with self._lock:
+            if self._kill is None or self._kill[3] > 0 or self._kill[2] != after_accepting:
+                return False
+            pid, sig = self._kill[:2]
+            self._kill = None
+        os.kill(pid, sig)
+        return True
+
+    def _index_messages(self, body: dict[str, Any], message_id: str) -> None:
+        """Make each personalization findable by Email Activity search; caller holds the lock."""
+        for index, (to_email, unique_args) in enumerate(message_recipients(body)):
+            self._activity.append(
+                {
+                    "msg_id": f"{message_id}.{index}",
+                    "from_email": body["from"]["email"],
+                    "to_email": to_email,
+                    "subject": body.get("subject", ""),
+                    "status": "processed",
+                    "opens_count": 0,
+                    "clicks_count": 0,
+                    "last_event_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "unique_args": unique_args,
+                }
+            )
+
+    def _search_activity(self, headers: dict[str, str], query_string: str) -> Reply:
+        if not has_bearer_token(_header(headers, "Authorization")):
+            return error_reply(401, ("authorization required", None))
+        if not self.activity_enabled:
+            return error_reply(403, ("access forbidden", None))
+        params = parse_qs(query_string)
+        query = params.get("query", [""])[0]
+        limit = params.get("limit", ["10"])[0]
+        conditions = parse_activity_query(query)
+        if conditions is None:
+            return error_reply(400, ("invalid query", "query"))
+        if not limit.isdigit() or not 0 < int(limit) <= MAX_PERSONALIZATIONS:
+            return error_reply(400, ("limit must be between 1 and 1000", "limit"))
+        with self._lock:
+            self._activity_queries.append(query)
+            found = [m for m in self._activity if _matches(m, conditions)][: int(limit)]
+        public = [{k: v for k, v in m.items() if k != "unique_args"} for m in found]
+        return Reply(200, body={"messages": public})
 
     def _accept_suppression(self, path: str, headers: dict[str, str], body: Any) -> Reply:
         if errors := suppression_errors(body):

@@ -26,9 +26,11 @@ class Settings:
     dbt_project_dir: Path
     expectations_dir: Path
     sendgrid_host: str
-    sendgrid_api_key: str
+    sendgrid_conn_id: str
     sendgrid_from_email: str
     campaign_mode: str
+    reconcile_grace_seconds: int
+    sendgrid_batch_size: int
     history_start: str = "2015-01-01"
     freshness_hours: float = 72.0
     row_drop_tolerance: float = 0.5
@@ -53,9 +55,11 @@ def load_settings() -> Settings:
         dbt_project_dir=_path("JOURNEY_DBT_PROJECT_DIR", root / "dbt_project"),
         expectations_dir=_path("JOURNEY_EXPECTATIONS_DIR", root / "expectations"),
         sendgrid_host=os.environ.get("JOURNEY_SENDGRID_HOST", "http://127.0.0.1:3025"),
-        sendgrid_api_key=os.environ.get("JOURNEY_SENDGRID_API_KEY", ""),
+        sendgrid_conn_id=os.environ.get("JOURNEY_SENDGRID_CONN_ID", "sendgrid_default"),
         sendgrid_from_email=os.environ.get("JOURNEY_SENDGRID_FROM", "journeys@example.com"),
         campaign_mode=mode,
+        reconcile_grace_seconds=int(os.environ.get("JOURNEY_RECONCILE_GRACE_SECONDS", "900")),
+        sendgrid_batch_size=int(os.environ.get("JOURNEY_SENDGRID_BATCH_SIZE", "1000")),
         history_start=os.environ.get("JOURNEY_HISTORY_START", "2015-01-01"),
         freshness_hours=float(os.environ.get("JOURNEY_FRESHNESS_HOURS", "72")),
         row_drop_tolerance=float(os.environ.get("JOURNEY_ROW_DROP_TOLERANCE", "0.5")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -44,7 +45,10 @@ def pipeline_env(warehouse_url, demo_files, sendgrid_sink, airflow_db):
         patch.setenv("JOURNEY_WAREHOUSE_URL", warehouse_url)
         patch.setenv("JOURNEY_DATA_DIR", str(data_dir))
         patch.setenv("JOURNEY_SENDGRID_HOST", sendgrid_sink.url)
-        patch.setenv("JOURNEY_SENDGRID_API_KEY", "SG.test-key-must-never-be-logged")
+        patch.setenv(
+            "AIRFLOW_CONN_SENDGRID_DEFAULT",
+            json.dumps({"conn_type": "generic", "password": "SG.test-key-must-never-be-logged"}),
+        )
         patch.setenv("JOURNEY_CAMPAIGN_MODE", "live")
         yield data_dir
 
@@ -92,3 +96,17 @@ def run_pipeline(journey_dag, pipeline_env):
 def db(warehouse_url):
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture()
+def activation_world(server_url):
+    """A fresh warehouse with hand-made marts, the activation schema and a SendGrid sink."""
+    from journeyflow.sendgrid_sink import SendGridSink
+    from tests.integration.activation_world import World, fresh_warehouse
+
+    with (
+        fresh_warehouse(server_url) as url,
+        psycopg.connect(url, autocommit=True) as conn,
+        SendGridSink() as sink,
+    ):
+        yield World(url, conn, sink)

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from journeyflow.cli import DEMO_API_KEY
 from tests.conftest import PIPELINE_TASKS
 
 pytestmark = pytest.mark.integration
@@ -58,5 +59,7 @@ def test_demo_runs_end_to_end_on_an_embedded_warehouse(tmp_path):
     ):
         assert heading in output
     assert "reporting.rpt_funnel_daily" in output
-    assert (tmp_path / ".demo" / "airflow-dags-test.log").exists()
+    airflow_log = (tmp_path / ".demo" / "airflow-dags-test.log").read_text()
+    assert "SendReport(campaign_id='consideration_nudge'" in airflow_log  # task logs are in it
+    assert DEMO_API_KEY not in airflow_log + output + result.stderr
     assert (tmp_path / ".warehouse" / "pgdata").is_dir()

@@ -100,12 +100,26 @@ def test_reporting_tables_are_built(first_run, db):
     ).fetchone()[0]
     assert windows > 0
     assert _count(db, "reporting.rpt_campaign_sends") == windows
+    performance = db.execute(
+        "select campaign_id, sum(entries) filter (where variant = 'all'),"
+        " sum(entries) filter (where variant <> 'all') from reporting.rpt_campaign_performance"
+        " group by 1"
+    ).fetchall()
+    entered = dict(
+        db.execute(
+            "select campaign_id, count(*) from activation.campaign_decisions"
+            " where arm = 'treatment' group by 1"
+        ).fetchall()
+    )
+    assert {campaign: (total, by_variant) for campaign, total, by_variant in performance} == {
+        campaign: (count, count) for campaign, count in entered.items()
+    }
 
 
 def test_each_eligible_person_gets_exactly_one_message(first_run, db, sendgrid_sink):
     _, messages_after_first_run = first_run
     decided = db.execute(
-        "select count(*) from activation.campaign_decisions where decision = 'send'"
+        "select count(*) from activation.campaign_decisions where decision in ('send', 'held')"
     ).fetchone()[0]
     sent = db.execute(
         "select send_id, email from activation.campaign_sends where status = 'sent'"
@@ -119,11 +133,32 @@ def test_each_eligible_person_gets_exactly_one_message(first_run, db, sendgrid_s
 def test_suppressed_people_get_nothing(first_run, db, sendgrid_sink):
     recipients = {email for email, _ in sendgrid_sink.messages()}
     blocked = db.execute(
-        "select d.email from marts.dim_customers d where d.email is not null and"
-        " (d.email_status <> 'ok' or not d.email_consent or d.has_open_support_case)"
+        "select d.email from marts.dim_customers d"
+        " join marts.dim_customer_contactability c using (profile_id)"
+        " where d.email is not null and (d.email_status <> 'ok' or not d.email_consent"
+        " or d.has_open_support_case or c.unsubscribed_at is not null"
+        " or c.spam_reported_at is not null or c.undeliverable_reason is not null)"
     ).fetchall()
     assert blocked, "demo data should contain people to suppress"
     assert recipients.isdisjoint({email for (email,) in blocked})
+
+
+def test_holdout_people_get_nothing_from_their_campaign(first_run, db, sendgrid_sink):
+    held_out = db.execute(
+        "select x.campaign_id, d.email from activation.campaign_decisions x"
+        " join marts.dim_customers d using (profile_id) where x.decision = 'holdout'"
+    ).fetchall()
+    assert held_out, "demo campaigns should hold people out"
+    sent = {(args["campaign_id"], email) for email, args in sendgrid_sink.messages()}
+    assert sent.isdisjoint(set(held_out))
+    global_control = db.execute(
+        "select d.email from activation.campaign_assignments a"
+        " join marts.dim_customers d using (profile_id)"
+        " where a.arm = 'global_control'"
+    ).fetchall()
+    assert {email for email, _ in sendgrid_sink.messages()}.isdisjoint(
+        {email for (email,) in global_control}
+    )
 
 
 def test_mail_requests_never_carry_the_api_key(first_run, sendgrid_sink):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,6 +18,7 @@ from typing import Any
 import pytest
 from python_http_client.exceptions import (
     BadRequestsError,
+    HTTPError,
     NotFoundError,
     ServiceUnavailableError,
     TooManyRequestsError,
@@ -246,3 +252,76 @@ def test_concurrent_sends_are_all_recorded(sink: SendGridSink) -> None:
         ids = list(pool.map(send, range(40)))
     assert len(set(ids)) == 40
     assert len(sink.requests) == 40
+
+
+def _search(client: SendGridAPIClient, query: str, limit: int = 10) -> list[dict[str, Any]]:
+    response = client.client.messages.get(query_params={"query": query, "limit": limit})
+    assert response.status_code == 200
+    return json.loads(response.body)["messages"]
+
+
+def test_email_activity_finds_accepted_messages_by_custom_arg(sink: SendGridSink) -> None:
+    client = client_for(sink)
+    client.send(campaign_mail("erin@example.com", "send-010"))
+    client.send(campaign_mail("fay@example.com", "send-011"))
+    (found,) = _search(client, "unique_args['send_id']=\"send-011\"")
+    assert found["to_email"] == "fay@example.com"
+    assert found["msg_id"].startswith("sink-")
+    both = "unique_args['campaign_id']=\"stalled_consideration_2026_11\""
+    assert len(_search(client, both)) == 2
+    assert len(_search(client, both, limit=1)) == 1
+    combined = f'{both} AND to_email="erin@example.com"'
+    assert [m["to_email"] for m in _search(client, combined)] == ["erin@example.com"]
+    assert _search(client, "unique_args['send_id']=\"never-sent\"") == []
+    assert sink.activity_queries[0] == "unique_args['send_id']=\"send-011\""
+    assert [r["path"] for r in sink.requests] == ["/v3/mail/send"] * 2  # searches not recorded
+
+
+def test_email_activity_rejects_unknown_queries_and_can_be_unavailable(sink: SendGridSink) -> None:
+    client = client_for(sink)
+    with pytest.raises(BadRequestsError):
+        _search(client, "subject LIKE 'x%'")
+    sink.activity_enabled = False
+    with pytest.raises(HTTPError) as caught:
+        _search(client, 'to_email="a@example.com"')
+    assert caught.value.status_code == 403
+
+
+def test_send_at_more_than_72_hours_ahead_is_rejected(sink: SendGridSink) -> None:
+    personalization = {"to": [{"email": "x@example.com"}], "send_at": int(time.time()) + 80 * 3600}
+    with pytest.raises(BadRequestsError) as caught:
+        client_for(sink).send(plain_body(personalizations=[personalization]))
+    assert "personalizations.0.send_at" in {e["field"] for e in caught.value.to_dict["errors"]}
+    personalization["send_at"] = int(time.time()) + 3600
+    assert client_for(sink).send(plain_body(personalizations=[personalization])).status_code == 202
+
+
+@pytest.mark.parametrize("after_accepting", [True, False])
+def test_kill_on_mail_send_kills_the_sender_before_it_hears_back(
+    sink: SendGridSink, after_accepting: bool
+) -> None:
+    sender = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, urllib.request\n"
+            "sys.stdin.readline()\n"
+            f"request = urllib.request.Request('{sink.url}/v3/mail/send', method='POST',"
+            " data=sys.argv[1].encode(),"
+            " headers={'Authorization': 'Bearer k', 'Content-Type': 'application/json'})\n"
+            "urllib.request.urlopen(request, timeout=10)\n"
+            "print('answered')\n",
+            json.dumps(plain_body()),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "no_proxy": "127.0.0.1"},
+    )
+    sink.kill_on_mail_send(sender.pid, after_accepting=after_accepting)
+    out, _ = sender.communicate("go\n", timeout=30)
+    assert sender.returncode == -signal.SIGKILL
+    assert out == ""
+    assert len(sink.messages()) == (1 if after_accepting else 0)
+    client_for(sink).send(plain_body())  # fires once only
+    assert len(sink.messages()) == (2 if after_accepting else 1)

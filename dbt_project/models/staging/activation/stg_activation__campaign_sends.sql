@@ -14,17 +14,23 @@ renamed as (
         campaign_id,
         profile_id,
         run_id,
+        batch_id,
         sg_message_id,
 
-        -- message (the recipient address is intentionally not carried over)
+        -- message (the recipient address and template data are intentionally not carried over)
         trigger_window,
         template_id,
+        variant,
+        marketing as is_marketing,
         status as send_status,
         attempts,
         error as send_error,
 
         -- timestamps
+        decided_for,
+        send_at as scheduled_for,
         created_at,
+        claimed_at,
         sent_at
 
     from source
