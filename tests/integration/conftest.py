@@ -37,19 +37,29 @@ def sendgrid_sink():
         yield sink
 
 
+TEST_API_KEY = "SG.test-key-must-never-be-logged"
+
+
+def point_pipeline_at(
+    patch: pytest.MonkeyPatch, warehouse_url: str, data_dir: Path, sink_url: str
+) -> None:
+    """Set the environment the DAG's tasks read: warehouse, data folder, SendGrid sink and key."""
+    patch.setenv("JOURNEY_WAREHOUSE_URL", warehouse_url)
+    patch.setenv("JOURNEY_DATA_DIR", str(data_dir))
+    patch.setenv("JOURNEY_SENDGRID_HOST", sink_url)
+    patch.setenv(
+        "AIRFLOW_CONN_SENDGRID_DEFAULT",
+        json.dumps({"conn_type": "generic", "password": TEST_API_KEY}),
+    )
+    patch.setenv("JOURNEY_CAMPAIGN_MODE", "live")
+
+
 @pytest.fixture(scope="session")
 def pipeline_env(warehouse_url, demo_files, sendgrid_sink, airflow_db):
     """Environment the DAG's tasks read, pointed at the test warehouse, data and sink."""
     data_dir, _ = demo_files
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JOURNEY_WAREHOUSE_URL", warehouse_url)
-        patch.setenv("JOURNEY_DATA_DIR", str(data_dir))
-        patch.setenv("JOURNEY_SENDGRID_HOST", sendgrid_sink.url)
-        patch.setenv(
-            "AIRFLOW_CONN_SENDGRID_DEFAULT",
-            json.dumps({"conn_type": "generic", "password": "SG.test-key-must-never-be-logged"}),
-        )
-        patch.setenv("JOURNEY_CAMPAIGN_MODE", "live")
+        point_pipeline_at(patch, warehouse_url, data_dir, sendgrid_sink.url)
         yield data_dir
 
 

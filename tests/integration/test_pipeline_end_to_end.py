@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import LOGICAL_DATE, reporting_fingerprint
+from tests.integration.conftest import LOGICAL_DATE, TEST_API_KEY, reporting_fingerprint
 from tests.integration.identity_oracle import expected_profile_count
 
 pytestmark = pytest.mark.integration
@@ -163,7 +163,7 @@ def test_holdout_people_get_nothing_from_their_campaign(first_run, db, sendgrid_
 
 def test_mail_requests_never_carry_the_api_key(first_run, sendgrid_sink):
     assert sendgrid_sink.requests
-    assert "test-key-must-never-be-logged" not in repr(sendgrid_sink.requests)
+    assert TEST_API_KEY not in repr(sendgrid_sink.requests)
 
 
 def test_rerunning_the_interval_changes_nothing_and_sends_nothing(

@@ -9,7 +9,12 @@ import psycopg
 import pytest
 
 from tests.conftest import fresh_database
-from tests.integration.conftest import LOGICAL_DATE, load_dag, reporting_fingerprint
+from tests.integration.conftest import (
+    LOGICAL_DATE,
+    load_dag,
+    point_pipeline_at,
+    reporting_fingerprint,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +30,7 @@ def gate_env(server_url, sendgrid_sink, airflow_db, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("gate-data")
     generate_demo_data(data_dir, customers=CUSTOMERS, seed=SEED, end_date=date(2026, 11, 1))
     with fresh_database(server_url, "gates") as url, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JOURNEY_WAREHOUSE_URL", url)
-        patch.setenv("JOURNEY_DATA_DIR", str(data_dir))
-        patch.setenv("JOURNEY_SENDGRID_HOST", sendgrid_sink.url)
-        patch.setenv("JOURNEY_SENDGRID_API_KEY", "SG.gate-test-key")
-        patch.setenv("JOURNEY_CAMPAIGN_MODE", "live")
+        point_pipeline_at(patch, url, data_dir, sendgrid_sink.url)
         yield url, data_dir
 
 
