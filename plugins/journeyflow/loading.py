@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +27,10 @@ REJECTED_COLUMNS = [
     "_raw_text",
     "_loaded_at",
 ]
+
+
+class SourceUnavailable(RuntimeError):
+    """A source's folder is missing or unreadable: the source is down, nothing is loaded."""
 
 
 class RejectionRateExceeded(RuntimeError):
@@ -175,8 +180,21 @@ def load_file(
     return FileLoad(spec.name, relative_file, batch_id, "loaded", loaded, rejected)
 
 
+def source_folder(spec: SourceSpec, data_dir: Path) -> Path:
+    """The folder a files source reads from: its path up to the first wildcard."""
+    fixed = []
+    for part in Path(spec.path).parts[:-1]:
+        if any(char in part for char in "*?["):
+            break
+        fixed.append(part)
+    return data_dir.joinpath(*fixed)
+
+
 def discover_files(spec: SourceSpec, data_dir: Path) -> list[Path]:
     """Files matching the source's glob under the data folder, in a stable order."""
+    folder = source_folder(spec, data_dir)
+    if not folder.is_dir() or not os.access(folder, os.R_OK | os.X_OK):
+        raise SourceUnavailable(f"{spec.name}: source folder {folder} is missing or unreadable")
     return sorted(path for path in data_dir.glob(spec.path) if path.is_file())
 
 
