@@ -13,6 +13,7 @@ import pytest
 
 from tests.integration.conftest import ROOT
 from tests.integration.private_postgres import PrivatePostgres
+from tests.integration.warehouse_fingerprint import fingerprint
 from tests.integration.webhook_sink import WebhookSink
 
 pytestmark = pytest.mark.integration
@@ -28,17 +29,6 @@ ALERT_INBOX = "oncall@example.com"
 BASE_URL = "https://airflow.example.com"
 SOURCES = ["crm_contacts", "email_events", "orders", "support_tickets", "web_events"]
 DOWN_SOURCE = "support_tickets"
-COMPARED_SCHEMAS = ["raw", "intermediate", "marts", "reporting", "activation"]
-# When a row was written and by which run differ between two runs of the same data.
-VOLATILE_COLUMNS = {
-    "_loaded_at",
-    "loaded_at",
-    "run_id",
-    "decided_at",
-    "created_at",
-    "sent_at",
-    "refreshed_at",
-}
 LATE_ORDERS = (
     "order_id,customer_email,amount,currency,status,ts\n"
     "LATE-0001,a.laurent@example.com,19.90,EUR,completed,2026-10-31T12:00:00Z\n"
@@ -49,6 +39,15 @@ TICKETS_DURING_OUTAGE = (
     '"channel":"chat","subject":"Where is my parcel","opened_at":"2026-10-31T09:00:00Z",'
     '"solved_at":"2026-10-31T10:00:00Z"}]\n'
 )
+
+
+@pytest.fixture(scope="module")
+def mail_sink():
+    """A SendGrid sink of this module's own, so other modules' message counts stay exact."""
+    from journeyflow.sendgrid_sink import SendGridSink
+
+    with SendGridSink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +83,13 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dag(data_dir, webhook, sendgrid_sink, airflow_db):
+def dag(data_dir, webhook, mail_sink, airflow_db):
     """The DAG parsed with short retry delays and alerts pointed at the local sinks."""
     from airflow.dag_processing.dagbag import DagBag
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JOURNEY_DATA_DIR", str(data_dir))
-        patch.setenv("JOURNEY_SENDGRID_HOST", sendgrid_sink.url)
+        patch.setenv("JOURNEY_SENDGRID_HOST", mail_sink.url)
         patch.setenv("JOURNEY_SENDGRID_API_KEY", API_KEY)
         patch.setenv("JOURNEY_CAMPAIGN_MODE", "dry_run")
         patch.setenv("JOURNEY_RETRY_DELAY_SECONDS", "2")
@@ -112,30 +111,6 @@ def run_dag(dag, warehouse_url: str, logical_date: datetime):
         for ti in dag_run.get_task_instances()
     }
     return dag_run, tis
-
-
-def fingerprint(url: str) -> dict[str, str]:
-    """md5 of every table's rows, ignoring when a row was written and by which run."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        columns = conn.execute(
-            "select c.table_schema || '.' || c.table_name, c.column_name"
-            " from information_schema.columns c join information_schema.tables t"
-            " using (table_schema, table_name)"
-            " where c.table_schema = any(%s) and t.table_type = 'BASE TABLE'"
-            " order by 1, c.ordinal_position",
-            (COMPARED_SCHEMAS,),
-        ).fetchall()
-        tables: dict[str, list[str]] = {}
-        for table, column in columns:
-            if column not in VOLATILE_COLUMNS:
-                tables.setdefault(table, []).append(f'"{column}"')
-        return {
-            table: conn.execute(
-                f"select count(*) || ':' || md5(coalesce(string_agg(r, '|' order by r), ''))"
-                f" from (select ({', '.join(cols)})::text as r from {table}) rows"
-            ).fetchone()[0]
-            for table, cols in tables.items()
-        }
 
 
 def pipeline_run_row(url: str, run_id: str) -> dict:
@@ -295,7 +270,7 @@ def test_a_source_that_is_down_fails_alone_while_the_others_flow(outage_run, dat
     assert row["rows_loaded"] == 2 and row["gates_passed"] == 2
 
 
-def test_the_failure_alerts_webhook_and_inbox_with_a_run_link(outage_run, sendgrid_sink):
+def test_the_failure_alerts_webhook_and_inbox_with_a_run_link(outage_run, mail_sink):
     dag_run, _, alerts = outage_run
     assert len(alerts) == 1, alerts  # the failed task, once: not per retry, not per skipped task
     alert = alerts[0]
@@ -307,14 +282,14 @@ def test_the_failure_alerts_webhook_and_inbox_with_a_run_link(outage_run, sendgr
     assert alert["run_url"] == BASE_URL + run_path
     mails = [
         request["body"]
-        for request in sendgrid_sink.requests
+        for request in mail_sink.requests
         if request["body"].get("subject") == alert["title"]
     ]
     assert len(mails) == 1
     assert mails[0]["personalizations"][0]["to"] == [{"email": ALERT_INBOX}]
     text = mails[0]["content"][0]["value"]
     assert alert["run_url"] in text and DOWN_SOURCE in text
-    everything_sent = repr(alerts) + repr(sendgrid_sink.requests)
+    everything_sent = repr(alerts) + repr(mail_sink.requests)
     assert API_KEY not in everything_sent and WAREHOUSE_PASSWORD not in everything_sent
 
 
