@@ -41,8 +41,8 @@ from journeyflow.settings import load_settings
 )
 def journey_pipeline():
     @task
-    def prepare_warehouse() -> None:
-        pipeline.prepare_warehouse()
+    def prepare_warehouse() -> dict:
+        return pipeline.prepare_warehouse()
 
     @task(max_active_tis_per_dagrun=4)
     def extract_source(source_name: str, run_id: str | None = None) -> dict:

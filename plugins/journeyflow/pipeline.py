@@ -23,7 +23,7 @@ def source_names() -> list[str]:
     return sorted(load_sources(load_settings().sources_file))
 
 
-def prepare_warehouse() -> None:
+def prepare_warehouse() -> dict:
     """Create raw, activation and dq tables so parallel tasks never race on DDL."""
     settings = load_settings()
     specs = load_sources(settings.sources_file)
@@ -32,6 +32,7 @@ def prepare_warehouse() -> None:
             loading.ensure_raw_schema(conn, spec)
         activation.ensure_activation_schema(conn)
         conn.execute(quality.RESULTS_DDL)
+    return {"sources": len(specs)}
 
 
 def extract(source_name: str, run_id: str) -> dict:
@@ -173,14 +174,16 @@ def record_run(ti, dag_run) -> dict:
         for crumb in crumbs
         if str(crumb["state"]) == "success"
     }
+    ended_at = datetime.now(UTC)
+    tasks = ops.task_outcomes(crumbs, returns)
     record = ops.RunRecord(
         dag_id=dag_run.dag_id,
         run_id=dag_run.run_id,
         run_type=str(dag_run.run_type),
         logical_date=dag_run.logical_date,
-        started_at=dag_run.start_date,
-        ended_at=datetime.now(UTC),
-        tasks=ops.task_outcomes(crumbs, returns),
+        started_at=ops.run_start(dag_run, ended_at, tasks),
+        ended_at=ended_at,
+        tasks=tasks,
     )
     with connect(load_settings().warehouse_url) as conn:
         ops.write_run(conn, record)

@@ -99,7 +99,7 @@ def _task_figures(task: dict) -> str:
         "rows_loaded": "rows loaded",
         "rows_rejected": "rejected",
         "checks": "checks",
-        "failed": "failed checks",
+        "failed": "warnings",
         "dbt_pass": "dbt passed",
         "dbt_error": "dbt errors",
         "messages_sent": "sent",
@@ -121,7 +121,8 @@ def format_run(run: dict) -> list[str]:
     ]
     for key, task in sorted(run["tasks"].items()):
         seconds = task.get("duration_seconds") or 0
-        lines.append(f"  {key:<22} {task['state']:<16} {seconds:>6.1f} s  {_task_figures(task)}")
+        name = f"extract {task['source']}" if "source" in task else key
+        lines.append(f"  {name:<24} {task['state']:<16} {seconds:>6.1f} s  {_task_figures(task)}")
     return lines
 
 

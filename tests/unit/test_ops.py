@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from journeyflow import ops
 
@@ -79,3 +80,13 @@ def test_send_reports_become_message_counts():
 def test_a_run_without_failures_is_a_success():
     run = record(ops.task_outcomes([crumb("prepare_warehouse"), crumb("gate_raw")], {}))
     assert run.state == "success" and run.failed_tasks == []
+
+
+def test_run_start_comes_from_the_dag_run_except_for_dags_test():
+    ended = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    tasks = ops.task_outcomes([crumb("a", duration=30), crumb("b", duration=12)], {})
+    scheduled = SimpleNamespace(start_date=ended, triggering_user_name=None)
+    logical = datetime(2026, 11, 1, tzinfo=UTC)
+    tested = SimpleNamespace(start_date=logical, triggering_user_name="dag_test")
+    assert ops.run_start(scheduled, ended, tasks) == ended
+    assert (ended - ops.run_start(tested, ended, tasks)).total_seconds() == 42
