@@ -91,6 +91,19 @@ def redis() -> str:
     return REDIS_URL
 
 
+def forget_queue(redis_url: str, queue: str) -> None:
+    """Drop the broker keys of this test's queue (other keys in the database are left alone)."""
+    keys = subprocess.run(
+        ["redis-cli", "-u", redis_url, "--scan", "--pattern", f"*{queue}*"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.split()
+    if keys:
+        delete = ["redis-cli", "-u", redis_url, "del", *keys]
+        subprocess.run(delete, capture_output=True, timeout=10)
+
+
 def free_port() -> int:
     from tests.integration.private_postgres import free_port as port
 
@@ -174,6 +187,7 @@ def deployment(redis, server_url, mail_sink, tmp_path_factory):
             yield airflow, metadata_url, warehouse_url
         finally:
             airflow.stop()
+            forget_queue(redis, queue)
 
 
 def wait_for_run(deployment: Deployment, metadata_url: str, run_type: str) -> tuple[str, str]:
