@@ -5,15 +5,22 @@ Touchpoints in, measured campaigns out: extract every declared source into `raw`
 batch with Great Expectations, build identity-resolved profiles, journey stages and KPIs with dbt,
 gate the marts, send rule-based campaigns through SendGrid exactly once, refresh the reporting
 schema BI tools read. A failed gate stops activation and reporting.
+
+A source that stays down fails alone: the other sources still land in raw and flow into the
+marts, but activation and reporting wait for complete data. dbt builds and sending take the
+`warehouse_dbt` and `sendgrid` pools (one slot each); every run ends with `record_run`, which
+writes its `ops.pipeline_runs` row even when the run failed.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import chain, dag, task
+from airflow.sdk import chain, dag, task, teardown
 
-from journeyflow import pipeline
+from journeyflow import alerts, pipeline, redaction
+from journeyflow.pools import DBT_POOL, SENDGRID_POOL
+from journeyflow.settings import load_settings
 
 
 @dag(
@@ -24,12 +31,18 @@ from journeyflow import pipeline
     max_active_runs=1,
     doc_md=__doc__,
     tags=["journeys", "dbt", "great_expectations", "sendgrid"],
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(seconds=10)},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=load_settings().retry_delay_seconds),
+        "on_execute_callback": redaction.mask_task_secrets,
+        "on_failure_callback": alerts.notify_task_failure,
+    },
 )
 def journey_pipeline():
     @task
-    def prepare_warehouse() -> None:
-        pipeline.prepare_warehouse()
+    def prepare_warehouse() -> dict:
+        return pipeline.prepare_warehouse()
 
     @task(max_active_tis_per_dagrun=4)
     def extract_source(
@@ -43,25 +56,25 @@ def journey_pipeline():
         interval_end = data_interval_end or logical_date or dag_run.run_after
         return pipeline.extract(source_name, run_id, interval_end, data_interval_start)
 
-    @task(retries=0)
+    @task(retries=0, trigger_rule="all_done_min_one_success")
     def gate_raw(run_id: str | None = None, data_interval_end=None) -> dict:
         return pipeline.gate("gate_raw", run_id, data_interval_end)
 
-    @task
-    def build_marts() -> None:
-        pipeline.build_marts()
+    @task(pool=DBT_POOL)
+    def build_marts() -> dict:
+        return pipeline.build_marts()
 
     @task(retries=0)
     def gate_marts(run_id: str | None = None, data_interval_end=None) -> dict:
         return pipeline.gate("gate_marts", run_id, data_interval_end)
 
-    @task
+    @task(pool=SENDGRID_POOL)
     def send_campaigns(run_id: str | None = None, data_interval_end=None) -> list[dict]:
         return pipeline.send_campaigns(data_interval_end, run_id)
 
-    @task
-    def build_reporting() -> None:
-        pipeline.build_reporting()
+    @task(pool=DBT_POOL)
+    def build_reporting() -> dict:
+        return pipeline.build_reporting()
 
     @task(retries=0)
     def gate_reporting(run_id: str | None = None, data_interval_end=None) -> dict:
@@ -71,17 +84,26 @@ def journey_pipeline():
     def publish_reporting() -> list[str]:
         return pipeline.publish_reporting()
 
-    chain(
+    @teardown
+    def record_run(ti=None, dag_run=None) -> dict:
+        return pipeline.record_run(ti, dag_run)
+
+    extracted = extract_source.expand(source_name=pipeline.source_names())
+    sent = send_campaigns()
+    steps = [
         prepare_warehouse(),
-        extract_source.expand(source_name=pipeline.source_names()),
+        extracted,
         gate_raw(),
         build_marts(),
         gate_marts(),
-        send_campaigns(),
+        sent,
         build_reporting(),
         gate_reporting(),
         publish_reporting(),
-    )
+    ]
+    chain(*steps)
+    extracted >> sent  # campaigns only on complete data: a source that is down blocks sending
+    steps >> record_run()
 
 
 dag_object = journey_pipeline()

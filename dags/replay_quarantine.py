@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from journeyflow import pipeline
+from journeyflow import alerts, pipeline, redaction
 
 
 @dag(
@@ -34,7 +34,13 @@ from journeyflow import pipeline
     doc_md=__doc__,
     tags=["journeys", "data-quality"],
     params={"sources": Param(pipeline.source_names(), type="array")},
-    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": timedelta(seconds=10)},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 1,
+        "retry_delay": timedelta(seconds=10),
+        "on_execute_callback": redaction.mask_task_secrets,
+        "on_failure_callback": alerts.notify_task_failure,
+    },
 )
 def replay_quarantine():
     @task

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -41,6 +42,10 @@ REJECTED_COLUMNS = [
     "_loaded_at",
 ]
 REJECT_SPOOL_BYTES = 8 << 20
+
+
+class SourceUnavailable(RuntimeError):
+    """A source's folder is missing or unreadable: the source is down, nothing is loaded."""
 
 
 class RejectionRateExceeded(RuntimeError):
@@ -323,10 +328,26 @@ def load_file(
     )
 
 
+def source_folder(spec: SourceSpec, data_dir: Path) -> Path:
+    """The folder a files source reads from: its path up to the first wildcard."""
+    fixed = []
+    for part in Path(spec.path).parts[:-1]:
+        if any(char in part for char in "*?["):
+            break
+        fixed.append(part)
+    return data_dir.joinpath(*fixed)
+
+
 def discover_files(spec: SourceSpec, data_dir: Path) -> list[Path]:
-    """Files matching the source's glob (or inside its folder) under the data folder, sorted."""
-    folder = data_dir / spec.path
-    candidates = folder.iterdir() if folder.is_dir() else data_dir.glob(spec.path)
+    """Files matching the source's glob (or inside its folder) under the data folder, sorted.
+
+    A missing or unreadable source folder means the source is down: SourceUnavailable.
+    """
+    whole_folder = (data_dir / spec.path).is_dir()
+    folder = data_dir / spec.path if whole_folder else source_folder(spec, data_dir)
+    if not folder.is_dir() or not os.access(folder, os.R_OK | os.X_OK):
+        raise SourceUnavailable(f"{spec.name}: source folder {folder} is missing or unreadable")
+    candidates = folder.iterdir() if whole_folder else data_dir.glob(spec.path)
     return sorted(
         path
         for path in candidates

@@ -6,7 +6,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
-from journeyflow import activation, extraction, loading, publishing, quality, sendgrid_api
+from journeyflow import activation, extraction, loading, ops, publishing, quality, sendgrid_api
 from journeyflow.campaigns import load_campaign_config
 from journeyflow.dbt_runner import run_dbt
 from journeyflow.settings import load_settings
@@ -23,7 +23,7 @@ def source_names() -> list[str]:
     return sorted(load_sources(load_settings().sources_file))
 
 
-def prepare_warehouse() -> None:
+def prepare_warehouse() -> dict:
     """Create raw, activation and dq tables so parallel tasks never race on DDL."""
     settings = load_settings()
     specs = load_sources(settings.sources_file)
@@ -32,6 +32,7 @@ def prepare_warehouse() -> None:
             loading.ensure_raw_schema(conn, spec)
         activation.ensure_activation_schema(conn)
         conn.execute(quality.RESULTS_DDL)
+    return {"sources": len(specs)}
 
 
 def extract(
@@ -91,18 +92,19 @@ def gate(checkpoint: str, run_id: str, interval_end: datetime) -> dict:
     return quality.enforce(checkpoint, checks)
 
 
-def build_marts() -> None:
+def build_marts() -> dict:
     """dbt build (models, data tests, unit tests) of everything below reporting."""
     settings = load_settings()
-    run_dbt(
+    output = run_dbt(
         ["build", "--exclude", REPORTING_SELECTOR], settings.dbt_project_dir, settings.warehouse_url
     )
+    return ops.dbt_totals(output)
 
 
-def build_reporting() -> None:
+def build_reporting() -> dict:
     """dbt build of the reporting models into the build schema, aside from what BI reads."""
     settings = load_settings()
-    run_dbt(
+    output = run_dbt(
         [
             "build",
             "--select",
@@ -113,6 +115,7 @@ def build_reporting() -> None:
         settings.dbt_project_dir,
         settings.warehouse_url,
     )
+    return ops.dbt_totals(output)
 
 
 def publish_reporting() -> list[str]:
@@ -145,3 +148,34 @@ def send_campaigns(as_of: datetime, run_id: str) -> list[dict]:
         activation.ensure_activation_schema(conn)
         reports = activation.run_campaigns(conn, config, as_of, run_id, delivery)
     return [vars(report) for report in reports]
+
+
+def record_run(ti, dag_run) -> dict:
+    """Write the run's ops.pipeline_runs row from its task instances' states and returns."""
+    crumbs = [
+        crumb
+        for crumb in ti.get_task_breadcrumbs(dag_run.dag_id, dag_run.run_id)
+        if crumb["task_id"] != ti.task_id
+    ]
+    returns = {
+        (crumb["task_id"], crumb["map_index"]): ti.xcom_pull(
+            task_ids=crumb["task_id"], map_indexes=crumb["map_index"]
+        )
+        for crumb in crumbs
+        if str(crumb["state"]) == "success"
+    }
+    ended_at = datetime.now(UTC)
+    tasks = ops.task_outcomes(crumbs, returns)
+    record = ops.RunRecord(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        run_type=str(dag_run.run_type),
+        logical_date=dag_run.logical_date,
+        started_at=ops.run_start(dag_run, ended_at, tasks),
+        ended_at=ended_at,
+        tasks=tasks,
+    )
+    with connect(load_settings().warehouse_url) as conn:
+        ops.write_run(conn, record)
+    log.info("run %s recorded: %s (failed: %s)", record.run_id, record.state, record.failed_tasks)
+    return {"state": record.state, **record.headline()}

@@ -72,6 +72,14 @@ def api_key_from_connection(conn_id: str) -> str:
     return connection.password
 
 
+def configured_api_key(conn_id: str) -> str:
+    """The API key when the connection is defined, else an empty string (nothing to protect)."""
+    try:
+        return api_key_from_connection(conn_id)
+    except SendGridConnectionError:
+        return ""
+
+
 def make_client(api_key: str, host: str):
     """A SendGrid client for `host` whose logs never show the key."""
     from sendgrid import SendGridAPIClient

@@ -14,6 +14,10 @@ def _path(name: str, default: Path) -> Path:
     return Path(value).resolve() if value else default
 
 
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a task needs to know about its environment."""
@@ -34,6 +38,10 @@ class Settings:
     history_start: str = "2015-01-01"
     freshness_hours: float = 72.0
     row_drop_tolerance: float = 0.5
+    retry_delay_seconds: float = 10.0
+    airflow_base_url: str = "http://localhost:8080"
+    alert_webhook_url: str = ""
+    alert_emails: tuple[str, ...] = ()
 
     @property
     def dbt_target_dir(self) -> Path:
@@ -63,4 +71,8 @@ def load_settings() -> Settings:
         history_start=os.environ.get("JOURNEY_HISTORY_START", "2015-01-01"),
         freshness_hours=float(os.environ.get("JOURNEY_FRESHNESS_HOURS", "72")),
         row_drop_tolerance=float(os.environ.get("JOURNEY_ROW_DROP_TOLERANCE", "0.5")),
+        retry_delay_seconds=float(os.environ.get("JOURNEY_RETRY_DELAY_SECONDS", "10")),
+        airflow_base_url=os.environ.get("JOURNEY_AIRFLOW_BASE_URL", "http://localhost:8080"),
+        alert_webhook_url=os.environ.get("JOURNEY_ALERT_WEBHOOK_URL", ""),
+        alert_emails=_list("JOURNEY_ALERT_EMAILS"),
     )

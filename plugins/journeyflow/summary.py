@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
+from journeyflow import ops
+
+DAG_ID = "journey_pipeline"
 STAGE_ORDER = ["awareness", "consideration", "decision", "retention"]
 
 
@@ -24,17 +27,30 @@ def latest_run_id(conn: psycopg.Connection) -> str | None:
     return row[0] if row else None
 
 
+def loaded_this_run(run: dict | None) -> dict[str, int]:
+    """Rows each source loaded in the recorded run, from its ops.pipeline_runs task figures."""
+    tasks = (run or {}).get("tasks") or {}
+    return {
+        task["source"]: task.get("rows_loaded", 0)
+        for key, task in tasks.items()
+        if key.startswith("extract_source") and "source" in task
+    }
+
+
 def collect_summary(conn: psycopg.Connection) -> dict:
-    """Figures of the latest run and of the warehouse it left behind."""
-    run_id = latest_run_id(conn)
-    summary: dict = {"run_id": run_id}
-    summary["sources"] = _rows(
-        conn,
-        "select source, sum(rows_loaded), sum(rows_rejected),"
-        " sum(case when run_id = %s then rows_loaded else 0 end)"
-        " from raw._load_batches group by source order by source",
-        (run_id,),
-    )
+    """Figures of the latest run (its ops.pipeline_runs row) and of the warehouse it left."""
+    run = ops.latest_run(conn, DAG_ID)
+    run_id = run["run_id"] if run else latest_run_id(conn)
+    summary: dict = {"run_id": run_id, "run": run}
+    this_run = loaded_this_run(run)
+    summary["sources"] = [
+        (source, loaded, rejected, this_run.get(source, 0))
+        for source, loaded, rejected in _rows(
+            conn,
+            "select source, sum(rows_loaded), sum(rows_rejected)"
+            " from raw._load_batches group by source order by source",
+        )
+    ]
     summary["profiles"] = conn.execute("select count(*) from marts.dim_customers").fetchone()[0]
     summary["identifiers"] = conn.execute(
         "select count(*) from intermediate.int_identifiers_resolved"
@@ -77,9 +93,45 @@ def collect_summary(conn: psycopg.Connection) -> dict:
     return summary
 
 
+def _task_figures(task: dict) -> str:
+    """The figures worth a glance for one task of the run record."""
+    names = {
+        "rows_loaded": "rows loaded",
+        "rows_rejected": "rejected",
+        "checks": "checks",
+        "failed": "warnings",
+        "dbt_pass": "dbt passed",
+        "dbt_error": "dbt errors",
+        "messages_sent": "sent",
+        "messages_suppressed": "suppressed",
+        "tables_published": "tables",
+    }
+    return ", ".join(f"{task[key]:,} {label}" for key, label in names.items() if key in task)
+
+
+def format_run(run: dict) -> list[str]:
+    """The run's ops.pipeline_runs row: state, headline figures and one line per task."""
+    duration = run["duration_seconds"] or 0
+    lines = [
+        f"Recorded in ops.pipeline_runs: {run['state']} in {duration:.0f} s;"
+        f" {run['rows_loaded']:,} rows loaded, {run['rows_rejected']:,} rejected,"
+        f" {run['gates_passed']} gate(s) passed, {run['messages_sent']:,} message(s) sent,"
+        f" {run['messages_suppressed']:,} suppressed",
+        "Tasks",
+    ]
+    for key, task in sorted(run["tasks"].items()):
+        seconds = task.get("duration_seconds") or 0
+        name = f"extract {task['source']}" if "source" in task else key
+        lines.append(f"  {name:<24} {task['state']:<16} {seconds:>6.1f} s  {_task_figures(task)}")
+    return lines
+
+
 def format_summary(summary: dict, wall_seconds: float) -> str:
     """Human-readable run summary."""
-    lines = [f"Run {summary['run_id']}  ({wall_seconds:.0f} s wall time)", "", "Rows per source"]
+    lines = [f"Run {summary['run_id']}  ({wall_seconds:.0f} s wall time)"]
+    if summary.get("run"):
+        lines += format_run(summary["run"])
+    lines += ["", "Rows per source"]
     for source, loaded, rejected, this_run in summary["sources"]:
         lines.append(
             f"  {source:<18} {loaded:>9,} loaded ({this_run:,} this run), {rejected:,} quarantined"

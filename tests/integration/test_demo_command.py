@@ -56,6 +56,8 @@ def test_demo_runs_end_to_end_on_an_embedded_warehouse(tmp_path):
         "Quality gates",
         "Reporting tables published",
         "wall time",
+        "Recorded in ops.pipeline_runs: success",
+        "extract web_events",
     ):
         assert heading in output
     assert "reporting.rpt_funnel_daily" in output

@@ -1,0 +1,45 @@
+"""Compare two warehouses table by table, ignoring when rows were written and by which run."""
+
+from __future__ import annotations
+
+import psycopg
+
+COMPARED_SCHEMAS = ["raw", "intermediate", "marts", "reporting", "activation"]
+# When a row was written and by which run differ between two runs of the same data.
+VOLATILE_COLUMNS = {
+    "_loaded_at",
+    "loaded_at",
+    "run_id",
+    "decided_at",
+    "created_at",
+    "sent_at",
+    "refreshed_at",
+    "extracted_at",
+    "assigned_at",
+    "claimed_at",
+    "erased_at",
+}
+
+
+def fingerprint(url: str) -> dict[str, str]:
+    """md5 of every table's rows, ignoring when a row was written and by which run."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        columns = conn.execute(
+            "select c.table_schema || '.' || c.table_name, c.column_name"
+            " from information_schema.columns c join information_schema.tables t"
+            " using (table_schema, table_name)"
+            " where c.table_schema = any(%s) and t.table_type = 'BASE TABLE'"
+            " order by 1, c.ordinal_position",
+            (COMPARED_SCHEMAS,),
+        ).fetchall()
+        tables: dict[str, list[str]] = {}
+        for table, column in columns:
+            if column not in VOLATILE_COLUMNS:
+                tables.setdefault(table, []).append(f'"{column}"')
+        return {
+            table: conn.execute(
+                f"select count(*) || ':' || md5(coalesce(string_agg(r, '|' order by r), ''))"
+                f" from (select ({', '.join(cols)})::text as r from {table}) rows"
+            ).fetchone()[0]
+            for table, cols in tables.items()
+        }
