@@ -153,6 +153,18 @@ def docs(arguments: argparse.Namespace) -> None:
     print(f"    {(site / 'dbt' / 'index.html').as_uri()}  (serve with: dbt docs serve)")
 
 
+def report(arguments: argparse.Namespace) -> None:
+    """Write the HTML journey report from the published reporting schema."""
+    from journeyflow.report import REPORT_FILE, write_report
+    from journeyflow.settings import load_settings
+
+    url = resolve_warehouse(arguments.workdir.resolve(), arguments.warehouse)
+    path = arguments.out or load_settings().report_dir / REPORT_FILE
+    with warehouse.connect(url) as conn:
+        write_report(conn, path.resolve())
+    step(f"journey report -> {path.resolve().as_uri()}")
+
+
 def _add_warehouse_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warehouse",
@@ -179,6 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     docs_parser = commands.add_parser("docs", help="build dbt docs and GX Data Docs in site/")
     _add_warehouse_options(docs_parser)
     docs_parser.set_defaults(handler=docs)
+    report_parser = commands.add_parser("report", help="write the HTML journey report")
+    report_parser.add_argument(
+        "--out", type=Path, help="HTML file (default: JOURNEY_REPORT_DIR/journey_report.html)"
+    )
+    _add_warehouse_options(report_parser)
+    report_parser.set_defaults(handler=report)
     arguments = parser.parse_args(argv)
     arguments.handler(arguments)
 

@@ -34,6 +34,9 @@ class Settings:
     history_start: str = "2015-01-01"
     freshness_hours: float = 72.0
     row_drop_tolerance: float = 0.5
+    bi_role: str = "journey_bi"
+    bi_password: str = ""
+    report_dir: Path | None = None
 
     @property
     def dbt_target_dir(self) -> Path:
@@ -63,4 +66,7 @@ def load_settings() -> Settings:
         history_start=os.environ.get("JOURNEY_HISTORY_START", "2015-01-01"),
         freshness_hours=float(os.environ.get("JOURNEY_FRESHNESS_HOURS", "72")),
         row_drop_tolerance=float(os.environ.get("JOURNEY_ROW_DROP_TOLERANCE", "0.5")),
+        bi_role=os.environ.get("JOURNEY_BI_ROLE", "journey_bi"),
+        bi_password=os.environ.get("JOURNEY_BI_PASSWORD", ""),
+        report_dir=_path("JOURNEY_REPORT_DIR", root / ".demo" / "report"),
     )
