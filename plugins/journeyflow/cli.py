@@ -123,6 +123,7 @@ def demo(arguments: argparse.Namespace) -> None:
         **airflow_environment(workdir),
         "JOURNEY_WAREHOUSE_URL": url,
         "JOURNEY_DATA_DIR": str(data_dir),
+        "JOURNEY_REPORT_DIR": os.environ.get("JOURNEY_REPORT_DIR", str(demo_dir / "report")),
     }
     with ExitStack() as stack:
         if "JOURNEY_SENDGRID_HOST" not in os.environ:
@@ -132,6 +133,8 @@ def demo(arguments: argparse.Namespace) -> None:
             step(f"local SendGrid sink on {sink.url} (requests recorded in {sink.record_path})")
         run_dag(env, DEMO_END_DATE, demo_dir)
     print_summary(url, started)
+    report_path = Path(env["JOURNEY_REPORT_DIR"]).resolve() / "journey_report.html"
+    print(f"journey report: {report_path.as_uri()}", flush=True)
 
 
 def docs(arguments: argparse.Namespace) -> None:
