@@ -189,8 +189,14 @@ def _health(conn: psycopg.Connection) -> Chart:
         for row in rows
     )
     checks = sum(row["checks"] for row in rows)
-    failed = sum(row["errors"] + row["warnings"] for row in rows)
-    summary = f"<p>{checks:,} checks on {len(rows)} tables, {failed:,} failed.</p>" if rows else ""
+    errors = sum(row["errors"] for row in rows)
+    warnings = sum(row["warnings"] for row in rows)
+    summary = (
+        f"<p>{checks:,} checks on {len(rows)} tables: {errors:,} errors (these stop the "
+        f"pipeline), {warnings:,} warnings (recorded, the run goes on).</p>"
+        if rows
+        else ""
+    )
     return Chart(
         "data_health",
         "Data health",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -11,7 +10,8 @@ import yaml
 
 from journeyflow import pipeline, report
 from journeyflow.warehouse import connection_parts
-from tests.integration.conftest import ROOT, TEST_BI_PASSWORD
+from tests.conftest import fresh_database
+from tests.integration.conftest import LOGICAL_DATE, ROOT, TEST_BI_PASSWORD, point_pipeline_at
 from tests.integration.headless_chromium import visit_page
 
 pytestmark = pytest.mark.integration
@@ -38,20 +38,40 @@ def _declared_models() -> dict[str, list[tuple[str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def published(run_pipeline, warehouse_url):
-    """One pipeline run (a publish), then a rebuild + second publish under another run id."""
-    assert run_pipeline() == "success"
-    with psycopg.connect(warehouse_url) as conn:
-        first_run_id = conn.execute("select max(run_id) from reporting.rpt_kpi_trends").fetchone()
-    first_run_id = first_run_id[0]
-    pipeline.build_reporting("second-publish")
-    pipeline.publish_reporting()
-    return first_run_id
+def reporting_warehouse(server_url, demo_files, bi_role, journey_dag):
+    """A warehouse of its own: one DAG run (a publish), then a rebuild and a second publish."""
+    from journeyflow.sendgrid_sink import SendGridSink
+
+    data_dir, _ = demo_files
+    with (
+        fresh_database(server_url, "reporting") as url,
+        SendGridSink() as sink,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        point_pipeline_at(patch, url, data_dir, sink.url)
+        assert str(journey_dag.test(logical_date=LOGICAL_DATE).state) == "success"
+        with psycopg.connect(url) as conn:
+            first_run_id = conn.execute("select max(run_id) from reporting.rpt_kpi_trends")
+            first_run_id = first_run_id.fetchone()[0]
+        pipeline.build_reporting("second-publish")
+        pipeline.publish_reporting()
+        yield url, first_run_id
 
 
 @pytest.fixture()
-def bi(published, warehouse_url, bi_role):
-    parts = connection_parts(warehouse_url)
+def published(reporting_warehouse) -> str:
+    return reporting_warehouse[1]
+
+
+@pytest.fixture()
+def db(reporting_warehouse):
+    with psycopg.connect(reporting_warehouse[0], autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture()
+def bi(reporting_warehouse, bi_role):
+    parts = connection_parts(reporting_warehouse[0])
     with psycopg.connect(
         host=parts["host"],
         port=parts["port"],
@@ -143,9 +163,12 @@ def test_readme_queries_for_analysts_run_as_the_bi_role(bi):
         assert bi.execute(query).fetchall(), query
 
 
-def test_report_renders_in_headless_chromium_with_data_in_every_chart(published, bi, tmp_path):
-    written = Path(pipeline.load_settings().report_dir) / report.REPORT_FILE
-    assert written.exists()  # by the DAG's render_journey_report task
+def test_report_renders_in_headless_chromium_with_data_in_every_chart(
+    published, bi, demo_files, tmp_path
+):
+    data_dir, _ = demo_files
+    written = data_dir.parent / "report" / report.REPORT_FILE  # JOURNEY_REPORT_DIR of the run
+    assert published in written.read_text()  # by the DAG's render_journey_report task
     page = report.write_report(bi, tmp_path / report.REPORT_FILE)  # as BI: reporting only
     html = page.read_text()
     assert "second-publish" in html
