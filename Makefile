@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-gates bench-load bench-activation docs clean env lock
+.PHONY: demo test lint format bench bench-gates bench-load bench-activation docs report ensure-chromium clean env lock
 
 env: $(INSTALLED)
 
@@ -20,8 +20,15 @@ $(INSTALLED): requirements.lock pyproject.toml
 demo: $(INSTALLED)
 	$(BIN)/python -m journeyflow.cli demo $(DEMO_ARGS)
 
-test: $(INSTALLED)
+test: $(INSTALLED) ensure-chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The journey report's browser test drives Debian's chromium; install it once (as root, as CI runs).
+ensure-chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "==> installing chromium (Debian package) for the report's browser test"; \
+		apt-get install -y --no-install-recommends chromium >/dev/null || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }; }
 
 bench-load: $(INSTALLED)
 	$(BIN)/python tests/benchmarks/bench_load.py $(if $(N),--rows $(N))
@@ -48,3 +55,6 @@ bench-gates: $(INSTALLED)
 
 docs: $(INSTALLED)
 	$(BIN)/python -m journeyflow.cli docs
+
+report: $(INSTALLED)
+	$(BIN)/python -m journeyflow.cli report $(REPORT_ARGS)

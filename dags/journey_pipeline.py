@@ -4,7 +4,8 @@
 Touchpoints in, measured campaigns out: extract every declared source into `raw`, gate the raw
 batch with Great Expectations, build identity-resolved profiles, journey stages and KPIs with dbt,
 gate the marts, send rule-based campaigns through SendGrid exactly once, refresh the reporting
-schema BI tools read. A failed gate stops activation and reporting.
+schema BI tools read and write the HTML journey report. A failed gate stops activation
+and reporting.
 
 A source that stays down fails alone: the other sources still land in raw and flow into the
 marts, but activation and reporting wait for complete data. dbt builds and sending take the
@@ -73,8 +74,8 @@ def journey_pipeline():
         return pipeline.send_campaigns(data_interval_end, run_id)
 
     @task(pool=DBT_POOL)
-    def build_reporting() -> dict:
-        return pipeline.build_reporting()
+    def build_reporting(run_id: str | None = None) -> dict:
+        return pipeline.build_reporting(run_id)
 
     @task(retries=0)
     def gate_reporting(run_id: str | None = None, data_interval_end=None) -> dict:
@@ -83,6 +84,10 @@ def journey_pipeline():
     @task
     def publish_reporting() -> list[str]:
         return pipeline.publish_reporting()
+
+    @task
+    def render_journey_report() -> str:
+        return pipeline.render_journey_report()
 
     @teardown
     def record_run(ti=None, dag_run=None) -> dict:
@@ -100,6 +105,7 @@ def journey_pipeline():
         build_reporting(),
         gate_reporting(),
         publish_reporting(),
+        render_journey_report(),
     ]
     chain(*steps)
     extracted >> sent  # campaigns only on complete data: a source that is down blocks sending

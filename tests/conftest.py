@@ -25,6 +25,7 @@ PIPELINE_TASKS = (
     "build_reporting",
     "gate_reporting",
     "publish_reporting",
+    "render_journey_report",
 )
 
 # Airflow reads its configuration at import time: point it at a private home first.

@@ -123,6 +123,7 @@ def demo(arguments: argparse.Namespace) -> None:
         **airflow_environment(workdir),
         "JOURNEY_WAREHOUSE_URL": url,
         "JOURNEY_DATA_DIR": str(data_dir),
+        "JOURNEY_REPORT_DIR": os.environ.get("JOURNEY_REPORT_DIR", str(demo_dir / "report")),
     }
     with ExitStack() as stack:
         if "JOURNEY_SENDGRID_HOST" not in os.environ:
@@ -132,6 +133,8 @@ def demo(arguments: argparse.Namespace) -> None:
             step(f"local SendGrid sink on {sink.url} (requests recorded in {sink.record_path})")
         run_dag(env, DEMO_END_DATE, demo_dir)
     print_summary(url, started)
+    report_path = Path(env["JOURNEY_REPORT_DIR"]).resolve() / "journey_report.html"
+    print(f"journey report: {report_path.as_uri()}", flush=True)
 
 
 def docs(arguments: argparse.Namespace) -> None:
@@ -151,6 +154,18 @@ def docs(arguments: argparse.Namespace) -> None:
     for location in build_data_docs(PROJECT_ROOT / "expectations", url):
         print(f"    {location}")
     print(f"    {(site / 'dbt' / 'index.html').as_uri()}  (serve with: dbt docs serve)")
+
+
+def report(arguments: argparse.Namespace) -> None:
+    """Write the HTML journey report from the published reporting schema."""
+    from journeyflow.report import REPORT_FILE, write_report
+    from journeyflow.settings import load_settings
+
+    url = resolve_warehouse(arguments.workdir.resolve(), arguments.warehouse)
+    path = arguments.out or load_settings().report_dir / REPORT_FILE
+    with warehouse.connect(url) as conn:
+        write_report(conn, path.resolve())
+    step(f"journey report -> {path.resolve().as_uri()}")
 
 
 def _add_warehouse_options(parser: argparse.ArgumentParser) -> None:
@@ -179,6 +194,12 @@ def main(argv: list[str] | None = None) -> None:
     docs_parser = commands.add_parser("docs", help="build dbt docs and GX Data Docs in site/")
     _add_warehouse_options(docs_parser)
     docs_parser.set_defaults(handler=docs)
+    report_parser = commands.add_parser("report", help="write the HTML journey report")
+    report_parser.add_argument(
+        "--out", type=Path, help="HTML file (default: JOURNEY_REPORT_DIR/journey_report.html)"
+    )
+    _add_warehouse_options(report_parser)
+    report_parser.set_defaults(handler=report)
     arguments = parser.parse_args(argv)
     arguments.handler(arguments)
 

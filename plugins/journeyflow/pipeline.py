@@ -6,7 +6,17 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
-from journeyflow import activation, extraction, loading, ops, publishing, quality, sendgrid_api
+from journeyflow import (
+    access,
+    activation,
+    extraction,
+    loading,
+    ops,
+    publishing,
+    quality,
+    report,
+    sendgrid_api,
+)
 from journeyflow.campaigns import load_campaign_config
 from journeyflow.dbt_runner import run_dbt
 from journeyflow.settings import load_settings
@@ -101,17 +111,14 @@ def build_marts() -> dict:
     return ops.dbt_totals(output)
 
 
-def build_reporting() -> dict:
+def build_reporting(run_id: str | None = None) -> dict:
     """dbt build of the reporting models into the build schema, aside from what BI reads."""
     settings = load_settings()
+    dbt_vars = {"reporting_schema": publishing.BUILD_SCHEMA}
+    if run_id:
+        dbt_vars["run_id"] = run_id
     output = run_dbt(
-        [
-            "build",
-            "--select",
-            REPORTING_SELECTOR,
-            "--vars",
-            json.dumps({"reporting_schema": publishing.BUILD_SCHEMA}),
-        ],
+        ["build", "--select", REPORTING_SELECTOR, "--vars", json.dumps(dbt_vars)],
         settings.dbt_project_dir,
         settings.warehouse_url,
     )
@@ -122,7 +129,19 @@ def publish_reporting() -> list[str]:
     """Swap the validated reporting build in, atomically; returns the published tables."""
     settings = load_settings()
     with connect(settings.warehouse_url) as conn:
-        return publishing.publish_schema(conn, publishing.BUILD_SCHEMA, publishing.LIVE_SCHEMA)
+        access.ensure_bi_role(conn, settings.bi_role, settings.bi_password)
+        return publishing.publish_schema(
+            conn, publishing.BUILD_SCHEMA, publishing.LIVE_SCHEMA, readers=(settings.bi_role,)
+        )
+
+
+def render_journey_report() -> str:
+    """Write the HTML journey report from the published reporting schema; returns its path."""
+    settings = load_settings()
+    path = settings.report_dir / report.REPORT_FILE
+    with connect(settings.warehouse_url) as conn:
+        report.write_report(conn, path)
+    return str(path)
 
 
 def _delivery(settings) -> activation.Delivery | None:

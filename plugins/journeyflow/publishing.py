@@ -7,6 +7,8 @@ import logging
 import psycopg
 from psycopg import sql
 
+from journeyflow import access
+
 log = logging.getLogger(__name__)
 
 BUILD_SCHEMA = "reporting__build"
@@ -22,11 +24,15 @@ def _tables(conn: psycopg.Connection, schema: str) -> list[str]:
     return [name for (name,) in rows]
 
 
-def publish_schema(conn: psycopg.Connection, build_schema: str, live_schema: str) -> list[str]:
+def publish_schema(
+    conn: psycopg.Connection, build_schema: str, live_schema: str, readers: tuple[str, ...] = ()
+) -> list[str]:
     """Move every table of the build schema into the live one in a single transaction.
 
     Readers of the live schema see either all old tables or all new ones, never a mix, and
     never a half-built table: the swap waits for their queries and they wait for the swap.
+    A moved table keeps only its own (empty) grants, so the `readers` roles get SELECT on the
+    new tables in the same transaction: they never see a table they may not read.
     """
     with conn.transaction():
         tables = _tables(conn, build_schema)
@@ -41,5 +47,7 @@ def publish_schema(conn: psycopg.Connection, build_schema: str, live_schema: str
                     sql.Identifier(build_schema, table), sql.Identifier(live_schema)
                 )
             )
+        for role in readers:
+            access.grant_read(conn, role, live_schema)
     log.info("published %s: %s", live_schema, ", ".join(tables))
     return tables

@@ -42,6 +42,9 @@ class Settings:
     airflow_base_url: str = "http://localhost:8080"
     alert_webhook_url: str = ""
     alert_emails: tuple[str, ...] = ()
+    bi_role: str = "journey_bi"
+    bi_password: str = ""
+    report_dir: Path | None = None
 
     @property
     def dbt_target_dir(self) -> Path:
@@ -75,4 +78,7 @@ def load_settings() -> Settings:
         airflow_base_url=os.environ.get("JOURNEY_AIRFLOW_BASE_URL", "http://localhost:8080"),
         alert_webhook_url=os.environ.get("JOURNEY_ALERT_WEBHOOK_URL", ""),
         alert_emails=_list("JOURNEY_ALERT_EMAILS"),
+        bi_role=os.environ.get("JOURNEY_BI_ROLE", "journey_bi"),
+        bi_password=os.environ.get("JOURNEY_BI_PASSWORD", ""),
+        report_dir=_path("JOURNEY_REPORT_DIR", root / ".demo" / "report"),
     )

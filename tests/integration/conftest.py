@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def sendgrid_sink():
 
 
 TEST_API_KEY = "SG.test-key-must-never-be-logged"
+# The BI role is server-wide: each test session uses its own, with a login, and drops it after.
+TEST_BI_ROLE = f"journey_bi_test_{uuid.uuid4().hex[:8]}"
+TEST_BI_PASSWORD = "bi-test-password"
 
 
 def point_pipeline_at(
@@ -52,10 +56,38 @@ def point_pipeline_at(
         json.dumps({"conn_type": "generic", "password": TEST_API_KEY}),
     )
     patch.setenv("JOURNEY_CAMPAIGN_MODE", "live")
+    patch.setenv("JOURNEY_BI_ROLE", TEST_BI_ROLE)
+    patch.setenv("JOURNEY_BI_PASSWORD", TEST_BI_PASSWORD)
+    patch.setenv("JOURNEY_REPORT_DIR", str(data_dir.parent / "report"))
+
+
+def drop_role(server_url: str, role: str) -> None:
+    """Drop a test role: first its grants in every database that holds some, then the role."""
+    from journeyflow.warehouse import with_database
+
+    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
+            return
+        databases = conn.execute(
+            "select distinct d.datname from pg_shdepend s join pg_database d on d.oid = s.dbid"
+            " where s.refobjid = (select oid from pg_roles where rolname = %s)",
+            (role,),
+        ).fetchall()
+        for (database,) in databases:
+            with psycopg.connect(with_database(server_url, database), autocommit=True) as other:
+                other.execute(f'drop owned by "{role}"')
+        conn.execute(f'drop role "{role}"')
 
 
 @pytest.fixture(scope="session")
-def pipeline_env(warehouse_url, demo_files, sendgrid_sink, airflow_db):
+def bi_role(server_url):
+    """The session's BI role name; dropped (with its grants) at the end of the session."""
+    yield TEST_BI_ROLE
+    drop_role(server_url, TEST_BI_ROLE)
+
+
+@pytest.fixture(scope="session")
+def pipeline_env(bi_role, warehouse_url, demo_files, sendgrid_sink, airflow_db):
     """Environment the DAG's tasks read, pointed at the test warehouse, data and sink."""
     data_dir, _ = demo_files
     with pytest.MonkeyPatch.context() as patch:

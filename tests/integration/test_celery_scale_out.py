@@ -22,7 +22,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import fresh_database
+from journeyflow.pipeline import source_names
+from tests.conftest import PIPELINE_TASKS, fresh_database
 from tests.integration.airflow_deployment import Deployment
 from tests.integration.conftest import ROOT
 from tests.integration.warehouse_fingerprint import fingerprint
@@ -267,7 +268,9 @@ def test_the_scheduled_run_succeeds_on_two_celery_workers(deployment, scheduled_
     assert state == "success", airflow.output()[-5000:]
     tis = task_instances(metadata_url, run_id)
     ran = [ti for ti in tis if ti[2] == "success"]
-    assert len(ran) == len(tis) == 14  # 9 steps (5 mapped extractions) + record_run
+    # every step once (extraction mapped over the sources) plus record_run
+    sources = len(source_names())
+    assert len(ran) == len(tis) == len(PIPELINE_TASKS) - 1 + sources + 1
     workers_used = {}
     for task_id, map_index, _, queue, celery_id, _ in ran:
         assert queue == airflow.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]

@@ -219,7 +219,8 @@ final as (
         round(standard_error, 6) as lift_standard_error,
         round(rate_difference - 1.959964 * standard_error, 6) as lift_ci_low,
         round(rate_difference + 1.959964 * standard_error, 6) as lift_ci_high,
-        {{ build_timestamp() }} as refreshed_at
+        {{ build_timestamp() }} as refreshed_at,
+        {{ build_run_id() }} as run_id
     from lift
 
 )

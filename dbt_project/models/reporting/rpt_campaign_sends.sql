@@ -107,11 +107,11 @@ final as (
     select
         campaign_windows.campaign_id,
         campaign_windows.trigger_window,
-        coalesce(decision_counts.audience_profiles, 0) as audience_profiles,
-        coalesce(decision_counts.decided_send, 0) as decided_send,
-        coalesce(decision_counts.decided_held, 0) as decided_held,
-        coalesce(decision_counts.decided_suppressed, 0) as decided_suppressed,
-        coalesce(decision_counts.decided_holdout, 0) as decided_holdout,
+        cast(coalesce(decision_counts.audience_profiles, 0) as bigint) as audience_profiles,
+        cast(coalesce(decision_counts.decided_send, 0) as bigint) as decided_send,
+        cast(coalesce(decision_counts.decided_held, 0) as bigint) as decided_held,
+        cast(coalesce(decision_counts.decided_suppressed, 0) as bigint) as decided_suppressed,
+        cast(coalesce(decision_counts.decided_holdout, 0) as bigint) as decided_holdout,
         decision_counts.decisions_by_reason,
         coalesce(send_counts.messages_queued, 0) as messages_queued,
         coalesce(send_counts.messages_sent, 0) as messages_sent,
@@ -131,7 +131,8 @@ final as (
         round(
             cast(send_counts.clicks as {{ dbt.type_numeric() }}) / nullif(send_counts.delivered, 0), 4
         ) as click_rate,
-        {{ build_timestamp() }} as refreshed_at
+        {{ build_timestamp() }} as refreshed_at,
+        {{ build_run_id() }} as run_id
     from campaign_windows
     left join decision_counts
         on decision_counts.campaign_id = campaign_windows.campaign_id

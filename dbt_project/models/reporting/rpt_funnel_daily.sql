@@ -40,17 +40,18 @@ final as (
     select
         grid.day,
         grid.stage,
-        grid.stage_order,
+        cast(grid.stage_order as integer) as stage_order,
         coalesce(kpis.entered, 0) as entered,
-        sum(coalesce(kpis.entered, 0)) over (
+        cast(sum(coalesce(kpis.entered, 0)) over (
             partition by grid.stage
             order by grid.day
             rows between unbounded preceding and current row
-        ) as cumulative_entered,
+        ) as bigint) as cumulative_entered,
         coalesce(kpis.converted_to_next, 0) as converted_to_next,
         kpis.conversion_rate,
         kpis.median_hours_to_next,
-        {{ build_timestamp() }} as refreshed_at
+        {{ build_timestamp() }} as refreshed_at,
+        {{ build_run_id() }} as run_id
     from grid
     left join kpis
         on kpis.day = grid.day

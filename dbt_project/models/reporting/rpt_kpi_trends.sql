@@ -1,0 +1,75 @@
+{#-
+    Weekly business KPIs for trend lines, one row per ISO week (Monday start, UTC) with any
+    touchpoint: active, new and ordering customers, orders, revenue and the stage entries
+    of the week. Counts and sums only, no personal data.
+-#}
+
+with
+
+touchpoints as (
+
+    select * from {{ ref('fct_touchpoints') }}
+
+),
+
+stage_history as (
+
+    select * from {{ ref('fct_customer_stage_history') }}
+
+),
+
+activity as (
+
+    select
+        {{ week_start(utc_date('occurred_at')) }} as week_start,
+        count(distinct profile_id) as active_customers,
+        count(distinct case when touchpoint_type = 'order_completed' then profile_id end)
+            as ordering_customers,
+        sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as orders,
+        sum(case when touchpoint_type = 'order_completed' then amount else 0 end) as revenue
+    from touchpoints
+    group by {{ week_start(utc_date('occurred_at')) }}
+
+),
+
+stage_entries as (
+
+    select
+        {{ week_start(utc_date('entered_at')) }} as week_start,
+        sum(case when stage = 'awareness' then 1 else 0 end) as new_customers,
+        sum(case when stage = 'consideration' then 1 else 0 end) as entered_consideration,
+        sum(case when stage = 'decision' then 1 else 0 end) as first_orders,
+        sum(case when stage = 'retention' then 1 else 0 end) as entered_retention
+    from stage_history
+    group by {{ week_start(utc_date('entered_at')) }}
+
+),
+
+final as (
+
+    select
+        activity.week_start,
+        cast(activity.active_customers as bigint) as active_customers,
+        cast(coalesce(stage_entries.new_customers, 0) as bigint) as new_customers,
+        cast(coalesce(stage_entries.entered_consideration, 0) as bigint) as entered_consideration,
+        cast(coalesce(stage_entries.first_orders, 0) as bigint) as first_orders,
+        cast(coalesce(stage_entries.entered_retention, 0) as bigint) as entered_retention,
+        cast(activity.ordering_customers as bigint) as ordering_customers,
+        cast(activity.orders as bigint) as orders,
+        cast(round(activity.revenue, 2) as {{ dbt.type_numeric() }}) as revenue,
+        round(cast(activity.revenue as {{ dbt.type_numeric() }}) / nullif(activity.orders, 0), 2)
+            as average_order_value,
+        round(
+            cast(activity.ordering_customers as {{ dbt.type_numeric() }})
+            / nullif(activity.active_customers, 0),
+            4
+        ) as purchase_rate,
+        {{ build_timestamp() }} as refreshed_at,
+        {{ build_run_id() }} as run_id
+    from activity
+    left join stage_entries
+        on stage_entries.week_start = activity.week_start
+
+)
+
+select * from final
