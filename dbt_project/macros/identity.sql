@@ -35,6 +35,59 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#-
+    An e-mail in the form identities are matched on: the normalised address (staging), plus
+    the optional rules of var('identity_email_rules'), all off by default:
+      strip_plus_tags  'ann+shop@x.com' -> 'ann@x.com'
+      strip_dots       'a.n.n@gmail.com' -> 'ann@gmail.com', only for the domains listed in
+                       dot_insensitive_domains (providers that ignore dots)
+    Values without an '@' are left as they are.
+-#}
+{% macro identity_email(column_name) -%}
+    {%- set rules = var('identity_email_rules', {}) -%}
+    {%- if not (rules.get('strip_plus_tags') or rules.get('strip_dots')) -%}
+        {{ return(column_name) }}
+    {%- endif -%}
+    {%- set local_part = dbt.split_part(column_name, "'@'", 1) -%}
+    {%- set domain = dbt.split_part(column_name, "'@'", 2) -%}
+    {%- if rules.get('strip_plus_tags') -%}
+        {%- set local_part = dbt.split_part(local_part, "'+'", 1) -%}
+    {%- endif -%}
+    {%- if rules.get('strip_dots') -%}
+        {%- set domains = rules.get('dot_insensitive_domains', ['gmail.com', 'googlemail.com']) -%}
+        {%- set local_part -%}
+            case
+                when {{ domain }} in (
+                    {%- for name in domains -%}
+                        '{{ dbt.escape_single_quotes(name | lower) }}'{{ ", " if not loop.last }}
+                    {%- endfor -%}
+                ) then {{ dbt.replace(local_part, "'.'", "''") }}
+                else {{ local_part }}
+            end
+        {%- endset -%}
+    {%- endif -%}
+    case
+        when {{ column_name }} like '%_@_%'
+            then {{ dbt.concat([local_part, "'@'", domain]) }}
+        else {{ column_name }}
+    end
+{%- endmacro %}
+
+{#- Aggregate: `value` of the row that sorts first by `order_by` within the group. -#}
+{% macro identity_first_by(value, order_by) -%}
+    {{ return(adapter.dispatch('identity_first_by', 'journeyflow')(value, order_by)) }}
+{%- endmacro %}
+
+{% macro postgres__identity_first_by(value, order_by) -%}
+    (array_agg({{ value }} order by {{ order_by }}))[1]
+{%- endmacro %}
+
+{#- Portable approximation: the smallest value (adapters with ordered aggregates should
+    override it). -#}
+{% macro default__identity_first_by(value, order_by) -%}
+    min({{ value }})
+{%- endmacro %}
+
 {#- Stable profile key derived from the surviving identifier of a cluster. -#}
 {% macro profile_id(identifier_type, identifier_value) -%}
     {{ dbt.concat(["'p_'", "left(" ~ dbt.hash(dbt.concat([identifier_type, "':'", identifier_value])) ~ ", 16)"]) }}

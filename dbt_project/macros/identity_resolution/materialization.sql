@@ -1,0 +1,152 @@
+{#-
+    Materialization `identity_resolution`: turns the identity graph (the model's SQL selects
+    int_identity_edges) into one row per identifier with its profile, in one transaction:
+
+      1. scope      full: every active identifier; incremental: the identifiers on edges
+                    changed since the last resolution plus every identifier of the profiles
+                    they belonged to (a closed set: nothing outside it can change)
+      2. components connected components of the scope, looped until no edge is left
+                    (identity__connected_components): never a fixed number of passes
+      3. limits     components holding more identifiers of a limited type than
+                    var('identity_limits') allows are split, keeping the strongest links
+      4. size       a component above var('max_cluster_size') stops the run
+      5. survivor   the component's oldest identifier (first_seen_at, then type, value);
+                    profile_id = 'p_' || left(md5(type || ':' || value), 16)
+      6. changes    identifiers whose profile id changed keep the previous id, the rule and
+                    the linking record (identity_merge_log reads them)
+      7. write      full: a new table swapped in; incremental: the scope's rows replaced
+
+    A failure anywhere rolls the transaction back and leaves the previous resolution intact.
+-#}
+{% materialization identity_resolution, default %}
+
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+    {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
+    {%- set backup_relation = make_backup_relation(target_relation, 'table') -%}
+    {{ drop_relation_if_exists(load_cached_relation(intermediate_relation)) }}
+    {{ drop_relation_if_exists(load_cached_relation(backup_relation)) }}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+    {% do identity__session_settings() %}
+
+    {%- set edges = '(' ~ sql ~ ') as identity_edges' -%}
+    {#- the previous resolution, unless the table predates this materialization -#}
+    {%- set previous_relation = existing_relation if identity__is_resolution_state(existing_relation) else none -%}
+    {%- set scope = identity__scope(previous_relation, edges) -%}
+    {%- set graph = identity__graph(scope) -%}
+    {%- set labels = identity__connected_components(graph.links) -%}
+    {%- set assigned = identity__assign_components(graph.nodes, labels) -%}
+    {%- set split_components = identity__apply_limits(assigned, scope.edges) -%}
+    {% do identity__check_cluster_sizes(assigned, scope.edges) %}
+    {%- set resolved = identity__survivors(assigned) -%}
+    {%- set changes = identity__changes(resolved, scope, previous_relation) -%}
+    {%- set final_sql = identity__final_sql(resolved, changes, previous_relation) -%}
+
+    {%- if scope.mode == 'full' -%}
+        {% call statement('main') -%}
+            {{ get_create_table_as_sql(False, intermediate_relation, final_sql) }}
+        {%- endcall %}
+        {% do create_indexes(intermediate_relation) %}
+        {% if existing_relation is not none %}
+            {{ adapter.rename_relation(existing_relation, backup_relation) }}
+        {% endif %}
+        {{ adapter.rename_relation(intermediate_relation, target_relation) }}
+    {%- else -%}
+        {#- rows first: they carry history over from the rows about to be replaced -#}
+        {%- set final_rows = identity__temp_table('final', final_sql) -%}
+        {% call statement('delete_scope') -%}
+            delete from {{ target_relation }}
+            where identifier_key in (select identifier_key from {{ scope.identifiers }})
+        {%- endcall %}
+        {% call statement('main') -%}
+            insert into {{ target_relation }} ({{ identity__resolved_columns() | join(', ') }})
+            select {{ identity__resolved_columns() | join(', ') }}
+            from {{ final_rows }}
+        {%- endcall %}
+    {%- endif -%}
+
+    {%- set written = load_result('main')['response'].rows_affected -%}
+    {{ log(
+        'identity resolution (' ~ scope.mode ~ '): ' ~ written ~ ' identifiers rewritten in '
+        ~ identity__scalar('select count(distinct profile_id) from ' ~ resolved) ~ ' profiles, '
+        ~ split_components ~ ' components split by limit rules, '
+        ~ identity__scalar('select count(*) from ' ~ changes) ~ ' profile id changes',
+        info=True
+    ) }}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {% do apply_grants(target_relation, config.get('grants'), should_revoke=should_revoke(existing_relation, full_refresh_mode=True)) %}
+    {% do persist_docs(target_relation, model) %}
+    {{ adapter.commit() }}
+    {{ drop_relation_if_exists(backup_relation) }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+    {{ return({'relations': [target_relation]}) }}
+
+{% endmaterialization %}
+
+
+{#- Columns of the resolved table, in order. -#}
+{% macro identity__resolved_columns() -%}
+    {{ return([
+        'identifier_key', 'identifier_type', 'identifier_value', 'profile_id',
+        'survivor_identifier_type', 'survivor_identifier_value', 'cluster_size',
+        'first_seen_at', 'last_seen_at', 'previous_profile_id', 'profile_changed_at',
+        'change_rule', 'linking_edge_id', 'linking_record_id', 'resolved_at',
+    ]) }}
+{%- endmacro %}
+
+
+{#- Create a temporary table from `select_sql` and return it (gone at commit or rollback). -#}
+{% macro identity__temp_table(name, select_sql) -%}
+    {%- set relation = make_temp_relation(this.incorporate(type='table'), '__' ~ name) -%}
+    {% call statement('identity_' ~ name) -%}
+        {{ get_create_table_as_sql(True, relation, select_sql) }}
+    {%- endcall %}
+    {% do identity__analyze(relation) %}
+    {{ return(relation) }}
+{%- endmacro %}
+
+
+{#- The first column of the first row of a query. -#}
+{% macro identity__scalar(select_sql) -%}
+    {{ return(run_query(select_sql).columns[0].values()[0]) }}
+{%- endmacro %}
+
+
+{#- Rows affected by a statement (update or insert). -#}
+{% macro identity__execute(name, statement_sql) -%}
+    {% call statement(name) -%}{{ statement_sql }}{%- endcall %}
+    {{ return(load_result(name)['response'].rows_affected) }}
+{%- endmacro %}
+
+
+{% macro identity__key(type_column, value_column) -%}
+    {{ dbt.concat([type_column, "':'", value_column]) }}
+{%- endmacro %}
+
+
+{#- Session settings for the resolution (one big transaction of set operations). -#}
+{% macro identity__session_settings() -%}
+    {{ return(adapter.dispatch('identity__session_settings', 'journeyflow')()) }}
+{%- endmacro %}
+
+{% macro default__identity__session_settings() %}{% endmacro %}
+
+{% macro postgres__identity__session_settings() -%}
+    {% do run_query("set local work_mem = '" ~ config.get('work_mem', '256MB') ~ "'") %}
+{%- endmacro %}
+
+
+{#- Refresh planner statistics of a freshly built table. -#}
+{% macro identity__analyze(relation) -%}
+    {{ return(adapter.dispatch('identity__analyze', 'journeyflow')(relation)) }}
+{%- endmacro %}
+
+{% macro default__identity__analyze(relation) %}{% endmacro %}
+
+{% macro postgres__identity__analyze(relation) -%}
+    {% do run_query('analyze ' ~ relation) %}
+{%- endmacro %}

@@ -1,0 +1,94 @@
+{#-
+    Which part of the identity graph a run resolves.
+
+    full         every active edge; when the table does not exist yet, on --full-refresh,
+                 and when every edge changed since the last resolution (e.g. after the
+                 edges were rebuilt)
+    incremental  edges changed since the last resolution (changed_at > max(resolved_at)),
+                 their identifiers, and every identifier of the profiles those belonged to.
+                 The set is closed: an active edge leaving it would have to be a changed
+                 edge (then both ends are in the set) or an old edge inside an old profile
+                 (then both ends are in the set too). This is checked; if it does not hold,
+                 the run falls back to full.
+
+    Returns {mode, edges: relation or subquery of the scope's active edges,
+             keys: relation of the scope's identifier_key values (incremental only)}.
+-#}
+{% macro identity__scope(existing_relation, edges) -%}
+
+    {%- set full = {'mode': 'full', 'edges': '(select * from ' ~ edges ~ ' where is_active) as scope_edges', 'identifiers': none} -%}
+    {%- if existing_relation is none or should_full_refresh() -%}
+        {{ return(full) }}
+    {%- endif -%}
+
+    {%- set watermark_table = identity__temp_table('watermark',
+        'select max(resolved_at) as resolved_through from ' ~ existing_relation
+    ) -%}
+    {%- set watermark = '(select resolved_through from ' ~ watermark_table ~ ')' -%}
+    {%- set has_old_edges = identity__scalar(
+        'select case when exists (select 1 from ' ~ edges ~ ' where is_active and changed_at <= '
+        ~ watermark ~ ') then 1 else 0 end'
+    ) -%}
+    {%- if has_old_edges == 0 -%}
+        {{ return(full) }}
+    {%- endif -%}
+
+    {%- set changed_keys = identity__temp_table('changed_keys', '
+        select left_identifier_type as identifier_type, left_identifier_value as identifier_value
+        from ' ~ edges ~ ' where changed_at > ' ~ watermark ~ '
+        union
+        select right_identifier_type, right_identifier_value
+        from ' ~ edges ~ ' where changed_at > ' ~ watermark
+    ) -%}
+
+    {%- set keys = identity__temp_table('scope_keys', '
+        with touched_profiles as (
+            select distinct previous.profile_id
+            from ' ~ existing_relation ~ ' as previous
+            inner join ' ~ changed_keys ~ ' as changed
+                on previous.identifier_key = ' ~ identity__key('changed.identifier_type', 'changed.identifier_value') ~ '
+        )
+        select identifier_type, identifier_value, ' ~ identity__key('identifier_type', 'identifier_value') ~ ' as identifier_key
+        from ' ~ changed_keys ~ '
+        union
+        select identifier_type, identifier_value, identifier_key
+        from ' ~ existing_relation ~ '
+        where profile_id in (select profile_id from touched_profiles)'
+    ) -%}
+
+    {%- set scope_edges = identity__temp_table('scope_edges', '
+        select identity_edges.*
+        from ' ~ edges ~ '
+        inner join ' ~ keys ~ ' as scope_keys
+            on identity_edges.left_identifier_type = scope_keys.identifier_type
+            and identity_edges.left_identifier_value = scope_keys.identifier_value
+        where identity_edges.is_active
+        union
+        select identity_edges.*
+        from ' ~ edges ~ '
+        inner join ' ~ keys ~ ' as scope_keys
+            on identity_edges.right_identifier_type = scope_keys.identifier_type
+            and identity_edges.right_identifier_value = scope_keys.identifier_value
+        where identity_edges.is_active'
+    ) -%}
+
+    {%- set leaking = identity__scalar('
+        select count(*)
+        from ' ~ scope_edges ~ ' as scope_edges
+        where not exists (
+                select 1 from ' ~ keys ~ ' as scope_keys
+                where scope_keys.identifier_type = scope_edges.left_identifier_type
+                    and scope_keys.identifier_value = scope_edges.left_identifier_value)
+            or not exists (
+                select 1 from ' ~ keys ~ ' as scope_keys
+                where scope_keys.identifier_type = scope_edges.right_identifier_type
+                    and scope_keys.identifier_value = scope_edges.right_identifier_value)'
+    ) -%}
+    {%- if leaking > 0 -%}
+        {{ log('identity resolution: ' ~ leaking ~ ' edges leave the incremental scope; resolving everything', info=True) }}
+        {{ return(full) }}
+    {%- endif -%}
+
+    {{ return({'mode': 'incremental', 'edges': scope_edges ~ ' as scope_edges', 'identifiers': keys}) }}
+
+{%- endmacro %}
