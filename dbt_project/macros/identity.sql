@@ -90,5 +90,10 @@
 
 {#- Stable profile key derived from the surviving identifier of a cluster. -#}
 {% macro profile_id(identifier_type, identifier_value) -%}
-    {{ dbt.concat(["'p_'", "left(" ~ dbt.hash(dbt.concat([identifier_type, "':'", identifier_value])) ~ ", 16)"]) }}
+    {{ profile_id_of_key(dbt.concat([identifier_type, "':'", identifier_value])) }}
+{%- endmacro %}
+
+{#- The same, from an identifier_key (type || ':' || value). -#}
+{% macro profile_id_of_key(identifier_key) -%}
+    {{ dbt.concat(["'p_'", "left(" ~ dbt.hash(identifier_key) ~ ", 16)"]) }}
 {%- endmacro %}

@@ -24,13 +24,15 @@
         {%- endif -%}
 
         {%- set hook = identity__temp_table('hook_' ~ round,
-            'select b as node_id, min(a) as parent from ' ~ state.edges ~ ' group by b'
+            'select b as node_id, min(a) as parent, 0 as jumps from ' ~ state.edges ~ ' group by b'
         ) -%}
-        {%- for jump in range(max_rounds) -%}
+        {#- only nodes moved by the previous jump can still point below a root -#}
+        {%- for jump in range(1, max_rounds + 1) -%}
             {%- set moved = identity__execute('identity_jump', '
-                update ' ~ hook ~ ' set parent = up.parent
+                update ' ~ hook ~ ' set parent = up.parent, jumps = ' ~ jump ~ '
                 from ' ~ hook ~ ' as up
-                where up.node_id = ' ~ hook ~ '.parent'
+                where up.node_id = ' ~ hook ~ '.parent
+                    and ' ~ hook ~ '.jumps = ' ~ (jump - 1)
             ) -%}
             {%- if moved == 0 -%}{%- break -%}{%- endif -%}
         {%- endfor -%}

@@ -35,12 +35,23 @@
     {#- the previous resolution, unless the table predates this materialization -#}
     {%- set previous_relation = existing_relation if identity__is_resolution_state(existing_relation) else none -%}
     {%- set scope = identity__scope(previous_relation, edges) -%}
-    {%- set graph = identity__graph(scope) -%}
-    {%- set labels = identity__connected_components(graph.links) -%}
-    {%- set assigned = identity__assign_components(graph.nodes, labels) -%}
-    {%- set split_components = identity__apply_limits(assigned, scope.edges) -%}
-    {% do identity__check_cluster_sizes(assigned, scope.edges) %}
-    {%- set resolved = identity__survivors(assigned) -%}
+
+    {%- set graph = namespace(node_ids=identity__node_ids(scope)) -%}
+    {%- for attempt in range(2) -%}
+        {%- set graph.links = identity__links(scope, graph.node_ids) -%}
+        {%- set labels = identity__connected_components(graph.links) -%}
+        {%- set graph.assigned = identity__assign(scope, graph.node_ids, labels) -%}
+        {%- if graph.assigned is not none -%}{%- break -%}{%- endif -%}
+        {%- set graph.node_ids = default__identity__node_ids(scope) -%}
+    {%- endfor -%}
+    {%- set assigned = graph.assigned -%}
+
+    {%- set stats = identity__component_stats(assigned) -%}
+    {%- set limited = identity__apply_limits(assigned, stats, graph.links) -%}
+    {%- set components = identity__components(assigned, limited.rebuilt) -%}
+    {% do identity__check_cluster_sizes(components, stats, scope.edges) %}
+    {%- set survivors = identity__survivors(stats) -%}
+    {%- set resolved = identity__resolved(components, survivors, materialize=previous_relation is not none) -%}
     {%- set changes = identity__changes(resolved, scope, previous_relation) -%}
     {%- set final_sql = identity__final_sql(resolved, changes, previous_relation) -%}
 
@@ -70,8 +81,8 @@
     {%- set written = load_result('main')['response'].rows_affected -%}
     {{ log(
         'identity resolution (' ~ scope.mode ~ '): ' ~ written ~ ' identifiers rewritten in '
-        ~ identity__scalar('select count(distinct profile_id) from ' ~ resolved) ~ ' profiles, '
-        ~ split_components ~ ' components split by limit rules, '
+        ~ identity__scalar('select count(*) from ' ~ stats) ~ ' profiles, '
+        ~ limited.split ~ ' components split by limit rules, '
         ~ identity__scalar('select count(*) from ' ~ changes) ~ ' profile id changes',
         info=True
     ) }}
@@ -99,13 +110,14 @@
 {%- endmacro %}
 
 
-{#- Create a temporary table from `select_sql` and return it (gone at commit or rollback). -#}
-{% macro identity__temp_table(name, select_sql) -%}
+{#- Create a temporary table from `select_sql` and return it (gone at commit or rollback);
+    `analyze` refreshes planner statistics (worth it for tables joined more than once). -#}
+{% macro identity__temp_table(name, select_sql, analyze=false) -%}
     {%- set relation = make_temp_relation(this.incorporate(type='table'), '__' ~ name) -%}
     {% call statement('identity_' ~ name) -%}
         {{ get_create_table_as_sql(True, relation, select_sql) }}
     {%- endcall %}
-    {% do identity__analyze(relation) %}
+    {% if analyze %}{% do identity__analyze(relation) %}{% endif %}
     {{ return(relation) }}
 {%- endmacro %}
 

@@ -1,44 +1,57 @@
 {#-
-    Survivor and profile id per component: the identifier seen first (ties: type, then
-    value) survives, and profile_id is derived from it, so the id depends only on the
-    component's content: the same after an incremental run and after a full rebuild.
+    Survivor and profile id per component: the identifier seen first survives (ties: the
+    smallest identifier_key, i.e. type then value; see identity__component_stats_sql) and
+    profile_id = 'p_' || left(md5(identifier_key), 16) is derived from it, so the id
+    depends only on the component's content: the same after an incremental run and after
+    a full rebuild.
 -#}
-{% macro identity__survivors(assigned) -%}
-    {%- set survivors = identity__temp_table('survivors', '
+{% macro identity__survivors(stats) -%}
+    {%- set survivor_key = dbt.right('survivor_order', dbt.length('survivor_order') ~ ' - 20') -%}
+    {{ return('(
         select
             component,
-            ' ~ profile_id('identifier_type', 'identifier_value') ~ ' as profile_id,
-            identifier_type as survivor_identifier_type,
-            identifier_value as survivor_identifier_value,
-            cluster_size
-        from (
-            select
-                component,
-                identifier_type,
-                identifier_value,
-                row_number() over (
-                    partition by component
-                    order by first_seen_at, identifier_type, identifier_value
-                ) as survivor_rank,
-                count(*) over (partition by component) as cluster_size
-            from ' ~ assigned ~ '
-        ) as ranked
-        where survivor_rank = 1'
-    ) -%}
-    {{ return(identity__temp_table('resolved', '
+            cluster_size,
+            ' ~ profile_id_of_key(survivor_key) ~ ' as profile_id,
+            ' ~ dbt.split_part(survivor_key, "':'", 1) ~ ' as survivor_identifier_type,
+            ' ~ identity__key_value(survivor_key) ~ ' as survivor_identifier_value
+        from ' ~ stats ~ '
+    )') }}
+{%- endmacro %}
+
+
+{#- The value part of an identifier_key (everything after the first ':'). -#}
+{% macro identity__key_value(key_column) -%}
+    {{ return(adapter.dispatch('identity__key_value', 'journeyflow')(key_column)) }}
+{%- endmacro %}
+
+{% macro default__identity__key_value(key_column) -%}
+    {{ dbt.right(key_column, dbt.length(key_column) ~ ' - ' ~ dbt.position("':'", key_column)) }}
+{%- endmacro %}
+
+{% macro postgres__identity__key_value(key_column) -%}
+    substr({{ key_column }}, strpos({{ key_column }}, ':') + 1)
+{%- endmacro %}
+
+
+{#- Every identifier of the scope with its profile (a temporary table when `materialize`). -#}
+{% macro identity__resolved(components, survivors, materialize) -%}
+    {%- set resolved_sql = '
         select
-            assigned.identifier_key,
-            assigned.identifier_type,
-            assigned.identifier_value,
+            components.identifier_key,
+            components.identifier_type,
+            components.identifier_value,
             survivors.profile_id,
             survivors.survivor_identifier_type,
             survivors.survivor_identifier_value,
             survivors.cluster_size,
-            assigned.first_seen_at,
-            assigned.last_seen_at
-        from ' ~ assigned ~ ' as assigned
-        inner join ' ~ survivors ~ ' as survivors on survivors.component = assigned.component'
-    )) }}
+            components.first_seen_at,
+            components.last_seen_at
+        from ' ~ components ~ ' as components
+        inner join ' ~ survivors ~ ' as survivors on survivors.component = components.component' -%}
+    {%- if materialize -%}
+        {{ return(identity__temp_table('resolved', resolved_sql, analyze=true)) }}
+    {%- endif -%}
+    {{ return('(' ~ resolved_sql ~ ')') }}
 {%- endmacro %}
 
 
@@ -215,7 +228,7 @@
                 ' ~ no_text ~ ' as linking_edge_id,
                 ' ~ no_text ~ ' as linking_record_id,
                 ' ~ run_at ~ ' as resolved_at
-            from ' ~ resolved) }}
+            from ' ~ resolved ~ ' as resolved') }}
     {%- endif -%}
     {%- set changed = 'changes.profile_id is not null' -%}
     {{ return('

@@ -6,10 +6,11 @@
                  edges were rebuilt)
     incremental  edges changed since the last resolution (changed_at > max(resolved_at)),
                  their identifiers, and every identifier of the profiles those belonged to.
-                 The set is closed: an active edge leaving it would have to be a changed
-                 edge (then both ends are in the set) or an old edge inside an old profile
-                 (then both ends are in the set too). This is checked; if it does not hold,
-                 the run falls back to full.
+                 Profiles that a limit rule split apart are still linked by the cut edge,
+                 so they are added until no active edge leaves the set. Then nothing outside
+                 the set can change: a changed edge has both ends inside, and any other edge
+                 lies inside an old profile. This is checked; if it does not hold, the run
+                 falls back to full.
 
     Returns {mode, edges: relation or subquery of the scope's active edges,
              keys: relation of the scope's identifier_key values (incremental only)}.
@@ -39,7 +40,7 @@
         union
         select right_identifier_type, right_identifier_value
         from ' ~ edges ~ ' where changed_at > ' ~ watermark
-    ) -%}
+    , analyze=true) -%}
 
     {%- set keys = identity__temp_table('scope_keys', '
         with touched_profiles as (
@@ -54,23 +55,48 @@
         select identifier_type, identifier_value, identifier_key
         from ' ~ existing_relation ~ '
         where profile_id in (select profile_id from touched_profiles)'
-    ) -%}
+    , analyze=true) -%}
+
+    {#- close the set: profiles split from a scope profile by a limit rule are still linked
+        to it, so they join the scope too (repeated until no edge leaves it) -#}
+    {%- for step in range(50) -%}
+        {%- set added = identity__execute('identity_close_scope', '
+            insert into ' ~ keys ~ ' (identifier_type, identifier_value, identifier_key)
+            with ' ~ identity__edges_touching(edges, keys) ~ ',
+            outside as (
+                select left_identifier_type as identifier_type, left_identifier_value as identifier_value
+                from touching
+                union
+                select right_identifier_type, right_identifier_value
+                from touching
+            ),
+            outside_keys as (
+                select outside.identifier_type, outside.identifier_value,
+                    ' ~ identity__key('outside.identifier_type', 'outside.identifier_value') ~ ' as identifier_key
+                from outside
+                where not exists (
+                    select 1 from ' ~ keys ~ ' as scope_keys
+                    where scope_keys.identifier_type = outside.identifier_type
+                        and scope_keys.identifier_value = outside.identifier_value)
+            )
+            select identifier_type, identifier_value, identifier_key
+            from outside_keys
+            union
+            select previous.identifier_type, previous.identifier_value, previous.identifier_key
+            from ' ~ existing_relation ~ ' as previous
+            where previous.profile_id in (
+                select profile_id from ' ~ existing_relation ~ '
+                where identifier_key in (select identifier_key from outside_keys))
+                and previous.identifier_key not in (select identifier_key from ' ~ keys ~ ')'
+        ) -%}
+        {%- if added == 0 -%}{%- break -%}{%- endif -%}
+    {%- endfor -%}
+    {% do identity__analyze(keys) %}
 
     {%- set scope_edges = identity__temp_table('scope_edges', '
-        select identity_edges.*
-        from ' ~ edges ~ '
-        inner join ' ~ keys ~ ' as scope_keys
-            on identity_edges.left_identifier_type = scope_keys.identifier_type
-            and identity_edges.left_identifier_value = scope_keys.identifier_value
-        where identity_edges.is_active
-        union
-        select identity_edges.*
-        from ' ~ edges ~ '
-        inner join ' ~ keys ~ ' as scope_keys
-            on identity_edges.right_identifier_type = scope_keys.identifier_type
-            and identity_edges.right_identifier_value = scope_keys.identifier_value
-        where identity_edges.is_active'
-    ) -%}
+        with ' ~ identity__edges_touching(edges, keys) ~ '
+        select * from touching'
+    , analyze=true) -%}
 
     {%- set leaking = identity__scalar('
         select count(*)
@@ -91,4 +117,24 @@
 
     {{ return({'mode': 'incremental', 'edges': scope_edges ~ ' as scope_edges', 'identifiers': keys}) }}
 
+{%- endmacro %}
+
+
+{#- CTE `touching`: active edges with at least one end in `keys`. -#}
+{% macro identity__edges_touching(edges, keys) -%}
+    touching as (
+        select identity_edges.*
+        from {{ edges }}
+        inner join {{ keys }} as scope_keys
+            on identity_edges.left_identifier_type = scope_keys.identifier_type
+            and identity_edges.left_identifier_value = scope_keys.identifier_value
+        where identity_edges.is_active
+        union
+        select identity_edges.*
+        from {{ edges }}
+        inner join {{ keys }} as scope_keys
+            on identity_edges.right_identifier_type = scope_keys.identifier_type
+            and identity_edges.right_identifier_value = scope_keys.identifier_value
+        where identity_edges.is_active
+    )
 {%- endmacro %}

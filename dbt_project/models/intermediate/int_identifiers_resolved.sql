@@ -6,13 +6,9 @@
     rewrite the profiles touched by edges that changed since the previous run.
 -#}
 
-{{ config(
-    materialized='identity_resolution',
-    indexes=[
-        {'columns': ['identifier_key'], 'unique': True},
-        {'columns': ['profile_id']},
-    ],
-) }}
+{#- no index by default: incremental runs find their rows with hash joins; add
+    indexes=[{'columns': ['identifier_key'], 'unique': True}] for very large graphs -#}
+{{ config(materialized='identity_resolution') }}
 
 select
     edge_id,

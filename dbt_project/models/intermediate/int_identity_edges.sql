@@ -145,6 +145,7 @@ pairs as (
     from records
     where {{ left_column }} is not null
         and {{ right_column }} is not null
+        and seen_at is not null
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
