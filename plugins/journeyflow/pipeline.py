@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from journeyflow import activation, loading, quality
+from journeyflow import activation, identity, loading, quality
 from journeyflow.campaigns import load_campaigns
 from journeyflow.dbt_runner import run_dbt
 from journeyflow.settings import load_settings
@@ -92,6 +92,7 @@ def send_campaigns(as_of: datetime, run_id: str) -> list[dict]:
     reports = []
     with connect(settings.warehouse_url) as conn:
         activation.ensure_activation_schema(conn)
+        identity.follow_profile_merges(conn)
         for campaign in campaigns:
             report = activation.record_decisions(conn, campaign, as_of, run_id)
             report.in_doubt = activation.count_in_doubt(conn, campaign)
