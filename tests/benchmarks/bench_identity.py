@@ -224,8 +224,8 @@ def run_model(url: str, select: str, target_dir: Path) -> tuple[float, float, di
     )
     wall = time.perf_counter() - started
     for line in output.splitlines():
-        if "identity resolution" in line:
-            print("  dbt |" + line.split("identity resolution", 1)[0][-1:] + line[line.index("identity resolution"):])
+        if "identity resolution (" in line:
+            print("  dbt | " + line[line.index("identity resolution") :])
     results = json.loads((target_dir / "run_results.json").read_text())
     timings = {
         result["unique_id"].split(".")[-1]: result["execution_time"]
@@ -235,7 +235,7 @@ def run_model(url: str, select: str, target_dir: Path) -> tuple[float, float, di
 
 
 def union_find(url: str) -> tuple[dict[str, str], float, float]:
-    """Components of the active identity edges, in Python: (root per identifier, read s, union s)."""
+    """Components of the active identity edges in Python: (root per identifier, read s, union s)."""
     started = time.perf_counter()
     with psycopg.connect(url) as conn:
         rows = conn.execute(
@@ -311,7 +311,8 @@ def counts(url: str) -> dict[str, int]:
                     "select (select count(*) from intermediate.int_identifiers_resolved),"
                     " (select count(*) from intermediate.int_identity_edges"
                     "   where is_active and not is_self_edge),"
-                    " (select count(distinct profile_id) from intermediate.int_identifiers_resolved),"
+                    " (select count(distinct profile_id)"
+                    "   from intermediate.int_identifiers_resolved),"
                     " (select max(cluster_size) from intermediate.int_identifiers_resolved),"
                     " (select count(*) from intermediate.int_identity_links_cut)"
                 ).fetchone(),

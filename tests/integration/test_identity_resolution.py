@@ -430,3 +430,32 @@ def test_oversized_cluster_stops_the_run_and_keeps_the_resolution(graph):
         " 20 identifiers" in message
     )
     assert profiles(graph["url"]) == before
+
+
+def test_removed_record_splits_the_profile(graph, db):
+    """The record linking chain-d2 to chain-e1 disappears: its edge becomes a tombstone, and
+    the part of the chain without the survivor gets its own id, logged as a split."""
+    db.execute("delete from raw.web_events where event_id = 'chain-2'")
+    build(graph["url"])
+    assert members({"now": profiles(graph["url"])}, "chain-", key="now") == {
+        profile_of_key("anonymous_id:chain-d1"): {
+            "anonymous_id:chain-d1",
+            "email:chain-e1@example.com",
+        },
+        profile_of_key("anonymous_id:chain-d2"): {
+            "anonymous_id:chain-d2",
+            "email:chain-e2@example.com",
+        },
+    }
+    tombstones = db.execute(
+        "select left_identifier_value, right_identifier_value from intermediate.int_identity_edges"
+        " where not is_active"
+    ).fetchall()
+    assert tombstones == [("chain-d2", "chain-e1@example.com")]
+    split = db.execute(
+        "select previous_profile_id, surviving_profile_id, identifiers_moved"
+        " from marts.identity_merge_log where rule = 'split'"
+    ).fetchall()
+    assert split == [
+        (profile_of_key("anonymous_id:chain-d1"), profile_of_key("anonymous_id:chain-d2"), 2)
+    ]
