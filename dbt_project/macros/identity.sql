@@ -73,19 +73,34 @@
     end
 {%- endmacro %}
 
-{#- Aggregate: `value` of the row that sorts first by `order_by` within the group. -#}
-{% macro identity_first_by(value, order_by) -%}
-    {{ return(adapter.dispatch('identity_first_by', 'journeyflow')(value, order_by)) }}
+{#-
+    Fixed-width (20 characters) text that sorts like the timestamp, so that
+    min(identity_time_key(t) || x) picks the x of the earliest t (ties: smallest x) in a
+    plain, hash-aggregatable min(); identity_after_time_key takes x back out.
+-#}
+{% macro identity_time_key(column_name) -%}
+    {{ return(adapter.dispatch('identity_time_key', 'journeyflow')(column_name)) }}
 {%- endmacro %}
 
-{% macro postgres__identity_first_by(value, order_by) -%}
-    (array_agg({{ value }} order by {{ order_by }}))[1]
+{% macro default__identity_time_key(column_name) -%}
+    lpad(cast({{ dbt.datediff("cast('1970-01-01' as " ~ dbt.type_timestamp() ~ ")", column_name, 'second') }} + 10000000000 as {{ dbt.type_string() }}), 20, '0')
 {%- endmacro %}
 
-{#- Portable approximation: the smallest value (adapters with ordered aggregates should
-    override it). -#}
-{% macro default__identity_first_by(value, order_by) -%}
-    min({{ value }})
+{% macro postgres__identity_time_key(column_name) -%}
+    {#- microseconds since 1653 (never negative), zero-padded -#}
+    lpad(cast(cast((extract(epoch from {{ column_name }}) + 10000000000) * 1000000 as bigint) as text), 20, '0')
+{%- endmacro %}
+
+{% macro identity_after_time_key(expression) -%}
+    {{ return(adapter.dispatch('identity_after_time_key', 'journeyflow')(expression)) }}
+{%- endmacro %}
+
+{% macro default__identity_after_time_key(expression) -%}
+    {{ dbt.right(expression, dbt.length(expression) ~ ' - 20') }}
+{%- endmacro %}
+
+{% macro postgres__identity_after_time_key(expression) -%}
+    substr({{ expression }}, 21)
 {%- endmacro %}
 
 {#- Stable profile key derived from the surviving identifier of a cluster. -#}
@@ -96,4 +111,19 @@
 {#- The same, from an identifier_key (type || ':' || value). -#}
 {% macro profile_id_of_key(identifier_key) -%}
     {{ dbt.concat(["'p_'", "left(" ~ dbt.hash(identifier_key) ~ ", 16)"]) }}
+{%- endmacro %}
+
+{#-
+    SQL that sizes the transaction for the big set operations of the identity models (a
+    pre-hook; the resolution runs it itself): PostgreSQL's default work_mem (4MB) makes
+    the aggregations over every identifier spill to disk. var('identity_work_mem').
+-#}
+{% macro identity_session_settings() -%}
+    {{ return(adapter.dispatch('identity_session_settings', 'journeyflow')()) }}
+{%- endmacro %}
+
+{% macro default__identity_session_settings() %}{% endmacro %}
+
+{% macro postgres__identity_session_settings() -%}
+    set local work_mem = '{{ var("identity_work_mem", "256MB") }}'
 {%- endmacro %}

@@ -1,38 +1,19 @@
 {#-
-    Per component: size, survivor_order (the first-seen time as a sortable text prefix
-    followed by the identifier_key: its minimum names the survivor) and how many
+    Per component: size, survivor_order (identity_time_key(first_seen_at) followed by the
+    identifier_key: its minimum names the survivor) and how many
     identifiers of each limited type (var('identity_limits')) it holds, as limited_1, ...
 -#}
 {% macro identity__component_stats_sql(assigned, where='1 = 1') -%}
     select
         component,
         count(*) as cluster_size,
-        min({{ dbt.concat([identity__time_sort_key('first_seen_at'), 'identifier_key']) }}) as survivor_order
+        min({{ dbt.concat([identity_time_key('first_seen_at'), 'identifier_key']) }}) as survivor_order
         {%- for identifier_type in var('identity_limits', {}) %},
         sum(case when identifier_type = '{{ identifier_type }}' then 1 else 0 end) as limited_{{ loop.index }}
         {%- endfor %}
     from {{ assigned }}
     where {{ where }}
     group by component
-{%- endmacro %}
-
-
-{#- Fixed-width text that sorts like the timestamp (20 characters). -#}
-{% macro identity__time_sort_key(column_name) -%}
-    {{ return(adapter.dispatch('identity__time_sort_key', 'journeyflow')(column_name)) }}
-{%- endmacro %}
-
-{% macro default__identity__time_sort_key(column_name) -%}
-    lpad(cast({{ dbt.datediff("cast('1970-01-01' as " ~ dbt.type_timestamp() ~ ")", column_name, 'second') }} + 10000000000 as {{ dbt.type_string() }}), 20, '0')
-{%- endmacro %}
-
-{% macro postgres__identity__time_sort_key(column_name) -%}
-    {#- microseconds since 1653 (so never negative), zero-padded -#}
-    lpad(cast(cast((extract(epoch from {{ column_name }}) + 10000000000) * 1000000 as bigint) as text), 20, '0')
-{%- endmacro %}
-
-{% macro identity__component_stats(assigned) -%}
-    {{ return(identity__temp_table('stats', identity__component_stats_sql(assigned))) }}
 {%- endmacro %}
 
 

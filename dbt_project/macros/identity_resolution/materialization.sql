@@ -29,7 +29,7 @@
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
-    {% do identity__session_settings() %}
+    {% do run_query(identity_session_settings()) if identity_session_settings() | trim %}
 
     {%- set edges = '(' ~ sql ~ ') as identity_edges' -%}
     {#- the previous resolution, unless the table predates this materialization -#}
@@ -140,16 +140,6 @@
 {%- endmacro %}
 
 
-{#- Session settings for the resolution (one big transaction of set operations). -#}
-{% macro identity__session_settings() -%}
-    {{ return(adapter.dispatch('identity__session_settings', 'journeyflow')()) }}
-{%- endmacro %}
-
-{% macro default__identity__session_settings() %}{% endmacro %}
-
-{% macro postgres__identity__session_settings() -%}
-    {% do run_query("set local work_mem = '" ~ config.get('work_mem', '256MB') ~ "'") %}
-{%- endmacro %}
 
 
 {#- Refresh planner statistics of a freshly built table. -#}

@@ -6,7 +6,7 @@
     a full rebuild.
 -#}
 {% macro identity__survivors(stats) -%}
-    {%- set survivor_key = identity__survivor_key('survivor_order') -%}
+    {%- set survivor_key = identity_after_time_key('survivor_order') -%}
     {{ return(identity__temp_table('survivors', '
         select
             component,
@@ -17,20 +17,6 @@
         from (select component, cluster_size, ' ~ survivor_key ~ ' as survivor_key from ' ~ stats ~ ') as keyed',
         analyze=true
     )) }}
-{%- endmacro %}
-
-
-{#- The identifier_key part of a survivor_order value (after the 20-character time prefix). -#}
-{% macro identity__survivor_key(order_column) -%}
-    {{ return(adapter.dispatch('identity__survivor_key', 'journeyflow')(order_column)) }}
-{%- endmacro %}
-
-{% macro default__identity__survivor_key(order_column) -%}
-    {{ dbt.right(order_column, dbt.length(order_column) ~ ' - 20') }}
-{%- endmacro %}
-
-{% macro postgres__identity__survivor_key(order_column) -%}
-    substr({{ order_column }}, 21)
 {%- endmacro %}
 
 

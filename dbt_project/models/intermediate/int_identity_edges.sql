@@ -16,6 +16,7 @@
     unique_key='edge_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    pre_hook="{{ identity_session_settings() }}",
     indexes=[
         {'columns': ['left_identifier_type', 'left_identifier_value']},
         {'columns': ['right_identifier_type', 'right_identifier_value']},
@@ -123,6 +124,18 @@ records as (
 
 ),
 
+-- identity_time_key(seen_at) || record_id, computed once per record: its minimum over an
+-- edge's records names the first record that carried the edge
+ordered_records as (
+
+    select
+        records.*,
+        {{ dbt.concat([identity_time_key('seen_at'), 'record_id']) }} as record_order
+    from records
+    where seen_at is not null
+
+),
+
 {#- (left, right) identifier columns linked on one record; (x, x) is the self-edge -#}
 {%- set linked_columns = [
     ('anonymous_id', 'user_id'), ('user_id', 'email'), ('anonymous_id', 'email'),
@@ -136,16 +149,15 @@ pairs as (
     {% for left_column, right_column in linked_columns %}
     select
         source,
-        record_id,
         seen_at,
+        record_order,
         '{{ left_column }}' as left_type,
         {{ left_column }} as left_value,
         '{{ right_column }}' as right_type,
         {{ right_column }} as right_value
-    from records
+    from ordered_records
     where {{ left_column }} is not null
         and {{ right_column }} is not null
-        and seen_at is not null
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
@@ -165,7 +177,7 @@ oriented as (
 
     select
         source,
-        record_id,
+        record_order,
         seen_at,
         case when swap then right_type else left_type end as left_identifier_type,
         case when swap then right_value else left_value end as left_identifier_value,
@@ -183,22 +195,11 @@ oriented as (
 
 ),
 
-per_source as (
-
-    select
-        left_identifier_type,
-        left_identifier_value,
-        right_identifier_type,
-        right_identifier_value,
-        source,
-        min(seen_at) as first_seen_at,
-        max(seen_at) as last_seen_at,
-        count(*) as times_seen,
-        {{ identity_first_by('record_id', 'seen_at, record_id') }} as first_record_id
-    from oriented
-    group by 1, 2, 3, 4, 5
-
-),
+{%- set sources = ['crm', 'sendgrid', 'shop', 'support', 'web'] -%}
+{%- set source_flags = [] -%}
+{%- for source in sources -%}
+    {%- do source_flags.append("coalesce(max(case when source = '" ~ source ~ "' then '" ~ source ~ ",' end), '')") -%}
+{%- endfor %}
 
 current_edges as (
 
@@ -215,13 +216,12 @@ current_edges as (
             left_identifier_type = right_identifier_type
             and left_identifier_value = right_identifier_value
         ) as is_self_edge,
-        {{ dbt.listagg('source', "','", 'order by source') }} as sources,
-        min(first_seen_at) as first_seen_at,
-        max(last_seen_at) as last_seen_at,
-        sum(times_seen) as times_seen,
-        {{ identity_first_by('first_record_id', 'first_seen_at, first_record_id') }}
-            as first_record_id
-    from per_source
+        rtrim({{ dbt.concat(source_flags) }}, ',') as sources,
+        min(seen_at) as first_seen_at,
+        max(seen_at) as last_seen_at,
+        count(*) as times_seen,
+        {{ identity_after_time_key('min(record_order)') }} as first_record_id
+    from oriented
     group by
         left_identifier_type,
         left_identifier_value,
@@ -230,52 +230,39 @@ current_edges as (
 
 ),
 
+{%- set edge_columns = [
+    'edge_id', 'left_identifier_type', 'left_identifier_value', 'right_identifier_type',
+    'right_identifier_value', 'is_self_edge', 'sources', 'first_seen_at', 'last_seen_at',
+    'times_seen', 'first_record_id',
+] %}
+
 {% if is_incremental() %}
 
-previous_edges as (
-
-    select * from {{ this }}
-
-),
-
+-- one full outer join with the previous run: new or changed edges, and tombstones for
+-- edges no record carries any more (their previous values, is_active = false)
 changed as (
 
     select
-        current_edges.*,
-        true as is_active
+        {% for column in edge_columns %}
+        case when current_edges.edge_id is null then previous_edges.{{ column }} else current_edges.{{ column }} end
+            as {{ column }},
+        {% endfor %}
+        current_edges.edge_id is not null as is_active
     from current_edges
-    left join previous_edges
+    full outer join {{ this }} as previous_edges
         on previous_edges.edge_id = current_edges.edge_id
-    where previous_edges.edge_id is null
-        or not previous_edges.is_active
-        or previous_edges.first_seen_at <> current_edges.first_seen_at
-        or previous_edges.last_seen_at <> current_edges.last_seen_at
-        or previous_edges.times_seen <> current_edges.times_seen
-        or previous_edges.sources <> current_edges.sources
-        or previous_edges.first_record_id <> current_edges.first_record_id
-
-    union all
-
-    -- tombstones: edges no record carries any more
-    select
-        previous_edges.edge_id,
-        previous_edges.left_identifier_type,
-        previous_edges.left_identifier_value,
-        previous_edges.right_identifier_type,
-        previous_edges.right_identifier_value,
-        previous_edges.is_self_edge,
-        previous_edges.sources,
-        previous_edges.first_seen_at,
-        previous_edges.last_seen_at,
-        previous_edges.times_seen,
-        previous_edges.first_record_id,
-        false as is_active
-    from previous_edges
-    where previous_edges.is_active
-        and not exists (
-            select 1
-            from current_edges
-            where current_edges.edge_id = previous_edges.edge_id
+    where (current_edges.edge_id is null and previous_edges.is_active)
+        or (
+            current_edges.edge_id is not null
+            and (
+                previous_edges.edge_id is null
+                or not previous_edges.is_active
+                or previous_edges.first_seen_at <> current_edges.first_seen_at
+                or previous_edges.last_seen_at <> current_edges.last_seen_at
+                or previous_edges.times_seen <> current_edges.times_seen
+                or previous_edges.sources <> current_edges.sources
+                or previous_edges.first_record_id <> current_edges.first_record_id
+            )
         )
 
 ),
