@@ -1,7 +1,7 @@
 {#-
     Per component: size, survivor_order (identity_time_key(first_seen_at) followed by the
-    identifier_key: its minimum names the survivor) and how many
-    identifiers of each limited type (var('identity_limits')) it holds, as limited_1, ...
+    identifier_key: its minimum names the survivor) and how many identifiers of each
+    limited type (var('identity_limits')) it holds, as limited_1, limited_2, ...
 -#}
 {% macro identity__component_stats_sql(assigned, where='1 = 1') -%}
     select
@@ -14,6 +14,10 @@
     from {{ assigned }}
     where {{ where }}
     group by component
+{%- endmacro %}
+
+{% macro identity__component_stats(assigned) -%}
+    {{ return(identity__temp_table('stats', identity__component_stats_sql(assigned))) }}
 {%- endmacro %}
 
 
