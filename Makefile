@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench docs clean env
+.PHONY: demo test lint format bench docs clean env bench-identity
 
 env: $(INSTALLED)
 
@@ -22,6 +22,10 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Identity resolution in the warehouse against an in-memory union-find (N identifiers).
+bench-identity: $(INSTALLED)
+	$(BIN)/python tests/benchmarks/bench_identity.py --identifiers $(or $(N),1000000)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check dags plugins tests

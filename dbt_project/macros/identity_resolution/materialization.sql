@@ -4,17 +4,20 @@
 
       1. scope      full: every active identifier; incremental: the identifiers on edges
                     changed since the last resolution plus every identifier of the profiles
-                    they belonged to (a closed set: nothing outside it can change)
-      2. components connected components of the scope, looped until no edge is left
-                    (identity__connected_components): never a fixed number of passes
-      3. limits     components holding more identifiers of a limited type than
-                    var('identity_limits') allows are split, keeping the strongest links
-      4. size       a component above var('max_cluster_size') stops the run
-      5. survivor   the component's oldest identifier (first_seen_at, then type, value);
-                    profile_id = 'p_' || left(md5(type || ':' || value), 16)
-      6. changes    identifiers whose profile id changed keep the previous id, the rule and
+                    they belonged to, closed over cut links (scope.sql)
+      2. graph      identifiers as 64-bit node ids, links as (a, b) pairs (graph.sql)
+      3. components connected components, looped until no edge is left (components.sql):
+                    never a fixed number of passes
+      4. limits     components holding more identifiers of a limited type than
+                    var('identity_limits') allows are rebuilt greedily, strongest link
+                    first, cutting the weaker links (guardrails.sql)
+      5. size       a component above var('max_cluster_size') stops the run with an error
+                    naming it (guardrails.sql)
+      6. survivor   the component's oldest identifier (first_seen_at, then identifier_key);
+                    profile_id = 'p_' || left(md5(identifier_key), 16) (profiles.sql)
+      7. changes    identifiers whose profile id changed keep the previous id, the rule and
                     the linking record (identity_merge_log reads them)
-      7. write      full: a new table swapped in; incremental: the scope's rows replaced
+      8. write      full: a new table swapped in; incremental: the scope's rows replaced
 
     A failure anywhere rolls the transaction back and leaves the previous resolution intact.
 -#}
@@ -29,7 +32,8 @@
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
-    {% do run_query(identity_session_settings()) if identity_session_settings() | trim %}
+    {%- set session_settings = identity_session_settings() | trim -%}
+    {% if session_settings %}{% do run_query(session_settings) %}{% endif %}
 
     {%- set edges = '(' ~ sql ~ ') as identity_edges' -%}
     {#- the previous resolution, unless the table predates this materialization -#}
