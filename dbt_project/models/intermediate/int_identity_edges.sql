@@ -15,7 +15,7 @@
     materialized='incremental',
     unique_key='edge_id',
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook="{{ identity_session_settings() }}",
     indexes=[
         {'columns': ['left_identifier_type', 'left_identifier_value']},
@@ -236,7 +236,14 @@ current_edges as (
     'times_seen', 'first_record_id',
 ] %}
 
-{% if is_incremental() %}
+{#- a table written before first_record_id / is_active / changed_at existed is rewritten
+    whole (on_schema_change adds the columns) -#}
+{%- set previous_columns = [] -%}
+{%- if execute and is_incremental() -%}
+    {%- set previous_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+{%- endif %}
+
+{% if is_incremental() and 'is_active' in previous_columns %}
 
 -- one full outer join with the previous run: new or changed edges, and tombstones for
 -- edges no record carries any more (their previous values, is_active = false)
@@ -251,19 +258,44 @@ changed as (
     from current_edges
     full outer join {{ this }} as previous_edges
         on previous_edges.edge_id = current_edges.edge_id
-    where (current_edges.edge_id is null and previous_edges.is_active)
+    where (current_edges.edge_id is null and coalesce(previous_edges.is_active, true))
         or (
             current_edges.edge_id is not null
             and (
                 previous_edges.edge_id is null
-                or not previous_edges.is_active
+                -- rows written before is_active existed have it null: rewrite them
+                or not coalesce(previous_edges.is_active, false)
                 or previous_edges.first_seen_at <> current_edges.first_seen_at
                 or previous_edges.last_seen_at <> current_edges.last_seen_at
                 or previous_edges.times_seen <> current_edges.times_seen
                 or previous_edges.sources <> current_edges.sources
-                or previous_edges.first_record_id <> current_edges.first_record_id
+                or coalesce(previous_edges.first_record_id, '') <> current_edges.first_record_id
             )
         )
+
+),
+
+{% elif is_incremental() %}
+
+changed as (
+
+    select
+        current_edges.*,
+        true as is_active
+    from current_edges
+
+    union all
+
+    select
+        {% for column in edge_columns %}
+        {{ 'cast(null as ' ~ dbt.type_string() ~ ')' if column == 'first_record_id' else 'previous_edges.' ~ column }}
+            as {{ column }},
+        {% endfor %}
+        false as is_active
+    from {{ this }} as previous_edges
+    where not exists (
+        select 1 from current_edges where current_edges.edge_id = previous_edges.edge_id
+    )
 
 ),
 
