@@ -109,8 +109,17 @@
         'identifier_key', 'identifier_type', 'identifier_value', 'profile_id',
         'survivor_identifier_type', 'survivor_identifier_value', 'cluster_size',
         'first_seen_at', 'last_seen_at', 'previous_profile_id', 'profile_changed_at',
-        'change_rule', 'linking_edge_id', 'linking_record_id', 'resolved_at',
+        'change_rule', 'linking_edge_id', 'linking_record_id', 'resolved_at', 'rules_fingerprint',
     ]) }}
+{%- endmacro %}
+
+
+{#- Fingerprint of the settings a resolution depends on beyond the edges: a run with other
+    limits, priorities or maximum size than the stored rows re-resolves everything. -#}
+{% macro identity__rules_fingerprint() -%}
+    {{ return(local_md5(tojson([
+        var('identity_limits', {}), var('identity_priority'), var('max_cluster_size')
+    ]))[:12]) }}
 {%- endmacro %}
 
 

@@ -228,7 +228,8 @@
                 ' ~ no_text ~ ' as change_rule,
                 ' ~ no_text ~ ' as linking_edge_id,
                 ' ~ no_text ~ ' as linking_record_id,
-                ' ~ run_at ~ ' as resolved_at
+                ' ~ run_at ~ ' as resolved_at,
+                \'' ~ identity__rules_fingerprint() ~ '\' as rules_fingerprint
             from ' ~ resolved ~ ' as resolved') }}
     {%- endif -%}
     {%- set changed = 'changes.profile_id is not null' -%}
@@ -253,7 +254,8 @@
                 as linking_edge_id,
             case when ' ~ changed ~ ' then changes.linking_record_id else previous.linking_record_id end
                 as linking_record_id,
-            ' ~ run_at ~ ' as resolved_at
+            ' ~ run_at ~ ' as resolved_at,
+            \'' ~ identity__rules_fingerprint() ~ '\' as rules_fingerprint
         from ' ~ resolved ~ ' as resolved
         left join ' ~ previous_relation ~ ' as previous
             on previous.identifier_key = resolved.identifier_key

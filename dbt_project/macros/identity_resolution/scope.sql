@@ -2,8 +2,9 @@
     Which part of the identity graph a run resolves.
 
     full         every active edge; when the table does not exist yet, on --full-refresh,
-                 and when every edge changed since the last resolution (e.g. after the
-                 edges were rebuilt)
+                 when var identity_limits, identity_priority or max_cluster_size changed
+                 since the stored resolution, and when every edge changed since the last
+                 resolution (e.g. after the edges were rebuilt)
     incremental  edges changed since the last resolution (changed_at > max(resolved_at)),
                  their identifiers, and every identifier of the profiles those belonged to.
                  Profiles that a limit rule split apart are still linked by the cut edge,
@@ -19,6 +20,15 @@
 
     {%- set full = {'mode': 'full', 'edges': '(select * from ' ~ edges ~ ' where is_active) as scope_edges', 'identifiers': none} -%}
     {%- if existing_relation is none or should_full_refresh() -%}
+        {{ return(full) }}
+    {%- endif -%}
+
+    {%- set other_rules = identity__scalar(
+        'select count(*) from (select 1 from ' ~ existing_relation ~ ' where rules_fingerprint <> \''
+        ~ identity__rules_fingerprint() ~ '\' ' ~ identity__limit(1) ~ ') as stored'
+    ) -%}
+    {%- if other_rules > 0 -%}
+        {{ log('identity resolution: limits, priority or maximum size changed since the last run; resolving everything', info=True) }}
         {{ return(full) }}
     {%- endif -%}
 
