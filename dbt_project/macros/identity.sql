@@ -127,3 +127,15 @@
 {% macro postgres__identity_session_settings() -%}
     set local work_mem = '{{ var("identity_work_mem", "256MB") }}'
 {%- endmacro %}
+
+{#- SQL refreshing planner statistics of a relation (a post-hook: incremental runs look a
+    few identifiers up in big tables, and need the statistics to use the indexes). -#}
+{% macro identity_analyze_sql(relation) -%}
+    {{ return(adapter.dispatch('identity_analyze_sql', 'journeyflow')(relation)) }}
+{%- endmacro %}
+
+{% macro default__identity_analyze_sql(relation) %}{% endmacro %}
+
+{% macro postgres__identity_analyze_sql(relation) -%}
+    analyze {{ relation }}
+{%- endmacro %}

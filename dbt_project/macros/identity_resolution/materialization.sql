@@ -91,6 +91,7 @@
         info=True
     ) }}
 
+    {% do identity__analyze(target_relation) %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do apply_grants(target_relation, config.get('grants'), should_revoke=should_revoke(existing_relation, full_refresh_mode=True)) %}
     {% do persist_docs(target_relation, model) %}
@@ -157,11 +158,6 @@
 
 {#- Refresh planner statistics of a freshly built table. -#}
 {% macro identity__analyze(relation) -%}
-    {{ return(adapter.dispatch('identity__analyze', 'journeyflow')(relation)) }}
-{%- endmacro %}
-
-{% macro default__identity__analyze(relation) %}{% endmacro %}
-
-{% macro postgres__identity__analyze(relation) -%}
-    {% do run_query('analyze ' ~ relation) %}
+    {%- set analyze_sql = identity_analyze_sql(relation) | trim -%}
+    {% if analyze_sql %}{% do run_query(analyze_sql) %}{% endif %}
 {%- endmacro %}

@@ -17,6 +17,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     pre_hook="{{ identity_session_settings() }}",
+    post_hook="{{ identity_analyze_sql(this) }}",
     indexes=[
         {'columns': ['left_identifier_type', 'left_identifier_value']},
         {'columns': ['right_identifier_type', 'right_identifier_value']},
