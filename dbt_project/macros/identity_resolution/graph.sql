@@ -102,8 +102,9 @@
             nodes.last_seen_at,
             coalesce(labels.label, nodes.node_id) as component
         from ' ~ nodes ~ '
-        left join ' ~ labels ~ ' as labels on labels.node_id = nodes.node_id'
-    , analyze=true) -%}
+        left join ' ~ labels ~ ' as labels on labels.node_id = nodes.node_id',
+        analyze=true
+    ) -%}
     {%- if node_ids is none and identity__scalar('select count(*) - count(distinct node_id) from ' ~ assigned) > 0 -%}
         {{ log('identity resolution: node id hash collision, numbering nodes instead', info=True) }}
         {{ return(none) }}

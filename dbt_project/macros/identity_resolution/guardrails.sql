@@ -80,8 +80,9 @@
             assigned.first_seen_at,
             ' ~ limited_type ~ ' as limited_type
         from ' ~ assigned ~ ' as assigned
-        inner join ' ~ conflicting ~ ' as conflicting on conflicting.component = assigned.component'
-    , analyze=true) -%}
+        inner join ' ~ conflicting ~ ' as conflicting on conflicting.component = assigned.component',
+        analyze=true
+    ) -%}
     {%- set left_priority = identity__priority('left_node.identifier_type') -%}
     {%- set right_priority = identity__priority('right_node.identifier_type') -%}
     {%- set limit_links = identity__temp_table('limit_links', '

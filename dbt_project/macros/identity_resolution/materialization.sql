@@ -92,6 +92,7 @@
     ) }}
 
     {% do identity__analyze(target_relation) %}
+    {% do identity__drop_temp_tables() %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do apply_grants(target_relation, config.get('grants'), should_revoke=should_revoke(existing_relation, full_refresh_mode=True)) %}
     {% do persist_docs(target_relation, model) %}
@@ -154,6 +155,24 @@
 {%- endmacro %}
 
 
+{#- Drop the temporary tables of this run: temporary tables live as long as the session,
+    and dbt reuses the session for the next models. -#}
+{% macro identity__drop_temp_tables() -%}
+    {{ return(adapter.dispatch('identity__drop_temp_tables', 'journeyflow')()) }}
+{%- endmacro %}
+
+{% macro default__identity__drop_temp_tables() %}{% endmacro %}
+
+{% macro postgres__identity__drop_temp_tables() -%}
+    {%- set prefix = make_temp_relation(this.incorporate(type='table'), '__').identifier[:-12] -%}
+    {%- set names = run_query(
+        "select relname from pg_class where relnamespace = pg_my_temp_schema()"
+        ~ " and relkind = 'r' and starts_with(relname, '" ~ prefix ~ "')"
+    ).columns[0].values() -%}
+    {% if names | length > 0 %}
+        {% do run_query('drop table ' ~ names | map('tojson') | join(', ')) %}
+    {% endif %}
+{%- endmacro %}
 
 
 {#- Refresh planner statistics of a freshly built table. -#}

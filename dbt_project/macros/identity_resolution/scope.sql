@@ -13,8 +13,8 @@
                  lies inside an old profile. This is checked; if it does not hold, the run
                  falls back to full.
 
-    Returns {mode, edges: relation or subquery of the scope's active edges,
-             keys: relation of the scope's identifier_key values (incremental only)}.
+    Returns {mode, edges: the scope's active edges (aliased scope_edges),
+             identifiers: relation of the scope's identifiers (incremental only)}.
 -#}
 {% macro identity__scope(existing_relation, edges) -%}
 
@@ -49,8 +49,9 @@
         from ' ~ edges ~ ' where changed_at > ' ~ watermark ~ '
         union
         select right_identifier_type, right_identifier_value
-        from ' ~ edges ~ ' where changed_at > ' ~ watermark
-    , analyze=true) -%}
+        from ' ~ edges ~ ' where changed_at > ' ~ watermark,
+        analyze=true
+    ) -%}
 
     {%- set keys = identity__temp_table('scope_keys', '
         with touched_profiles as (
@@ -64,8 +65,9 @@
         union
         select identifier_type, identifier_value, identifier_key
         from ' ~ existing_relation ~ '
-        where profile_id in (select profile_id from touched_profiles)'
-    , analyze=true) -%}
+        where profile_id in (select profile_id from touched_profiles)',
+        analyze=true
+    ) -%}
 
     {#- close the set: profiles split from a scope profile by a limit rule are still linked
         to it, so they join the scope too (repeated until no edge leaves it) -#}
@@ -105,8 +107,9 @@
 
     {%- set scope_edges = identity__temp_table('scope_edges', '
         with ' ~ identity__edges_touching(edges, keys) ~ '
-        select * from touching'
-    , analyze=true) -%}
+        select * from touching',
+        analyze=true
+    ) -%}
 
     {%- set leaking = identity__scalar('
         select count(*)
