@@ -16,6 +16,7 @@
 -#}
 {% macro identity__connected_components(links, max_rounds=200) -%}
 
+    {%- set started = modules.datetime.datetime.now() -%}
     {%- set state = namespace(edges=links, hooks=[], converged=false) -%}
     {%- for round in range(1, max_rounds + 1) -%}
         {%- if identity__scalar('select count(*) from ' ~ state.edges) == 0 -%}
@@ -60,7 +61,6 @@
         {{ exceptions.raise_compiler_error(
             'identity resolution did not converge in ' ~ max_rounds ~ ' rounds') }}
     {%- endif -%}
-    {{ log('identity resolution: components converged in ' ~ state.hooks | length ~ ' rounds') }}
 
     {%- if state.hooks | length == 0 -%}
         {{ return(identity__temp_table('labels', 'select a as node_id, a as label from ' ~ links ~ ' where 1 = 0')) }}
@@ -82,6 +82,11 @@
             ) -%}
         {%- endif -%}
     {%- endfor -%}
+    {{ log(
+        'identity resolution: connected components converged after ' ~ state.hooks | length
+        ~ ' rounds in ' ~ '%.2f' | format((modules.datetime.datetime.now() - started).total_seconds()) ~ ' s',
+        info=True
+    ) }}
     {{ return(composed.labels) }}
 
 {%- endmacro %}
