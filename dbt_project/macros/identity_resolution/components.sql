@@ -25,7 +25,8 @@
         {%- endif -%}
 
         {%- set hook = identity__temp_table('hook_' ~ round,
-            'select b as node_id, min(a) as parent, 0 as jumps from ' ~ state.edges ~ ' group by b'
+            'select b as node_id, min(a) as parent, 0 as jumps from ' ~ state.edges ~ ' group by b',
+            analyze=true
         ) -%}
         {#- only nodes moved by the previous jump can still point below a root -#}
         {%- for jump in range(1, max_rounds + 1) -%}

@@ -1,23 +1,32 @@
 {#-
     Per component: size, survivor_order (identity_time_key(first_seen_at) followed by the
-    identifier_key: its minimum names the survivor) and how many identifiers of each
-    limited type (var('identity_limits')) it holds, as limited_1, limited_2, ...
+    identifier_key: its minimum names the survivor), the survivor and profile id derived
+    from it (see identity__survivors) and how many identifiers of each limited type
+    (var('identity_limits')) it holds, as limited_1, limited_2, ...
 -#}
 {% macro identity__component_stats_sql(assigned, where='1 = 1') -%}
+    {%- set survivor_key = identity_after_time_key('survivor_order') -%}
     select
-        component,
-        count(*) as cluster_size,
-        min({{ dbt.concat([identity_time_key('first_seen_at'), 'identifier_key']) }}) as survivor_order
-        {%- for identifier_type in var('identity_limits', {}) %},
-        sum(case when identifier_type = '{{ identifier_type }}' then 1 else 0 end) as limited_{{ loop.index }}
-        {%- endfor %}
-    from {{ assigned }}
-    where {{ where }}
-    group by component
+        grouped.*,
+        {{ profile_id_of_key(survivor_key) }} as profile_id,
+        {{ dbt.split_part(survivor_key, "':'", 1) }} as survivor_identifier_type,
+        {{ identity__key_value(survivor_key) }} as survivor_identifier_value
+    from (
+        select
+            component,
+            count(*) as cluster_size,
+            min({{ dbt.concat([identity_time_key('first_seen_at'), 'identifier_key']) }}) as survivor_order
+            {%- for identifier_type in var('identity_limits', {}) %},
+            sum(case when identifier_type = '{{ identifier_type }}' then 1 else 0 end) as limited_{{ loop.index }}
+            {%- endfor %}
+        from {{ assigned }}
+        where {{ where }}
+        group by component
+    ) as grouped
 {%- endmacro %}
 
 {% macro identity__component_stats(assigned) -%}
-    {{ return(identity__temp_table('stats', identity__component_stats_sql(assigned))) }}
+    {{ return(identity__temp_table('stats', identity__component_stats_sql(assigned), analyze=true)) }}
 {%- endmacro %}
 
 

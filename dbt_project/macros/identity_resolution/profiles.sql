@@ -6,17 +6,8 @@
     a full rebuild.
 -#}
 {% macro identity__survivors(stats) -%}
-    {%- set survivor_key = identity_after_time_key('survivor_order') -%}
-    {{ return(identity__temp_table('survivors', '
-        select
-            component,
-            cluster_size,
-            ' ~ profile_id_of_key('survivor_key') ~ ' as profile_id,
-            ' ~ dbt.split_part('survivor_key', "':'", 1) ~ ' as survivor_identifier_type,
-            ' ~ identity__key_value('survivor_key') ~ ' as survivor_identifier_value
-        from (select component, cluster_size, ' ~ survivor_key ~ ' as survivor_key from ' ~ stats ~ ') as keyed',
-        analyze=true
-    )) }}
+    {#- computed with the component statistics (identity__component_stats_sql) -#}
+    {{ return(stats) }}
 {%- endmacro %}
 
 
