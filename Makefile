@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-gates bench-load bench-activation docs report ensure-chromium clean env lock
+.PHONY: demo test lint format bench bench-gates bench-load bench-activation docs report ensure-chromium clean env lock bench-identity
 
 env: $(INSTALLED)
 
@@ -35,6 +35,10 @@ bench-load: $(INSTALLED)
 
 bench-activation: $(INSTALLED)
 	$(BIN)/python -m tests.benchmarks.bench_activation $(BENCH_ARGS)
+
+# Identity resolution in the warehouse against an in-memory union-find (N identifiers).
+bench-identity: $(INSTALLED)
+	$(BIN)/python tests/benchmarks/bench_identity.py --identifiers $(or $(N),1000000)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check dags plugins tests

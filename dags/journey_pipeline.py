@@ -62,8 +62,8 @@ def journey_pipeline():
         return pipeline.gate("gate_raw", run_id, data_interval_end)
 
     @task(pool=DBT_POOL)
-    def build_marts() -> dict:
-        return pipeline.build_marts()
+    def build_marts(data_interval_end=None) -> dict:
+        return pipeline.build_marts(data_interval_end)
 
     @task(retries=0)
     def gate_marts(run_id: str | None = None, data_interval_end=None) -> dict:

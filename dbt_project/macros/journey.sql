@@ -53,3 +53,17 @@
     {%- if run_started_at is none -%}{{ return(dbt.current_timestamp()) }}{%- endif -%}
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamptz)
 {%- endmacro %}
+
+{#-
+    The moment data logic measures "recent" and "stalled" against: the pipeline passes its
+    data interval's end as var('as_of'), so rebuilding an interval later gives the same tables.
+    Without the var (ad-hoc runs) it is the build's start.
+-#}
+{% macro as_of_timestamp() -%}
+    {%- set as_of = var('as_of', none) -%}
+    {%- if as_of -%}
+        cast('{{ as_of }}' as {{ dbt.type_timestamp() }})
+    {%- else -%}
+        {{ build_timestamp() }}
+    {%- endif -%}
+{%- endmacro %}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from journeyflow.warehouse import dbt_environment
 
 log = logging.getLogger(__name__)
+TIMESTAMPED = re.compile(r"^\d\d:\d\d:\d\d ")
 
 
 class DbtFailure(RuntimeError):
@@ -52,6 +54,20 @@ def run_dbt(args: list[str], project_dir: Path, warehouse_url: str) -> str:
         lines.append(line.rstrip())
         log.info("dbt | %s", line.rstrip())
     if process.wait() != 0:
-        failing = [line for line in lines if "FAIL" in line or "ERROR" in line or "Error" in line]
-        raise DbtFailure(f"dbt {' '.join(args)} failed:\n" + "\n".join(failing[-30:]))
+        raise DbtFailure(f"dbt {' '.join(args)} failed:\n" + "\n".join(failing_lines(lines)[-30:]))
     return "\n".join(lines)
+
+
+def failing_lines(lines: list[str]) -> list[str]:
+    """Lines naming a failure, each with the untimestamped lines that continue its message."""
+    failing: list[str] = []
+    in_failure = False
+    for line in lines:
+        if "FAIL" in line or "ERROR" in line or "Error" in line:
+            failing.append(line)
+            in_failure = True
+        elif in_failure and line.strip() and not TIMESTAMPED.match(line):
+            failing.append(line)
+        else:
+            in_failure = False
+    return failing

@@ -10,6 +10,7 @@ from journeyflow import (
     access,
     activation,
     extraction,
+    identity,
     loading,
     ops,
     publishing,
@@ -102,11 +103,14 @@ def gate(checkpoint: str, run_id: str, interval_end: datetime) -> dict:
     return quality.enforce(checkpoint, checks)
 
 
-def build_marts() -> dict:
-    """dbt build (models, data tests, unit tests) of everything below reporting."""
+def build_marts(as_of: datetime | None = None) -> dict:
+    """dbt build (models, data tests, unit tests) of everything below reporting, as of a time."""
     settings = load_settings()
+    dbt_vars = {"as_of": as_of.astimezone(UTC).isoformat()} if as_of else {}
     output = run_dbt(
-        ["build", "--exclude", REPORTING_SELECTOR], settings.dbt_project_dir, settings.warehouse_url
+        ["build", "--exclude", REPORTING_SELECTOR, "--vars", json.dumps(dbt_vars)],
+        settings.dbt_project_dir,
+        settings.warehouse_url,
     )
     return ops.dbt_totals(output)
 
@@ -165,6 +169,7 @@ def send_campaigns(as_of: datetime, run_id: str) -> list[dict]:
     delivery = _delivery(settings)
     with connect(settings.warehouse_url, autocommit=True) as conn:
         activation.ensure_activation_schema(conn)
+        identity.follow_profile_merges(conn)
         reports = activation.run_campaigns(conn, config, as_of, run_id, delivery)
     return [vars(report) for report in reports]
 

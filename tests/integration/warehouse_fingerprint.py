@@ -18,6 +18,10 @@ VOLATILE_COLUMNS = {
     "assigned_at",
     "claimed_at",
     "erased_at",
+    "changed_at",
+    "resolved_at",
+    "profile_changed_at",
+    "merged_at",
 }
 
 

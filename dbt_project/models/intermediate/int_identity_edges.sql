@@ -1,8 +1,29 @@
 {#-
     Identity graph edges: one row per (undirected) pair of identifiers seen together on a
     record, plus one self-edge per identifier so that identifiers seen alone still become
-    a node. Blocklisted values never produce an edge.
+    a node. E-mails are matched on their identity key (identity_email); blocklisted values
+    never produce an edge.
+
+    Incremental: the edge set is recomputed from staging on every run, but only edges that
+    appeared, changed (first/last seen, count, sources, first record) or disappeared are
+    written, stamped with changed_at. A disappeared edge stays as a tombstone
+    (is_active = false) so int_identifiers_resolved can re-resolve the profiles it held
+    together.
 -#}
+
+{{ config(
+    materialized='incremental',
+    unique_key='edge_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    pre_hook="{{ identity_session_settings() }}",
+    post_hook="{{ identity_analyze_sql(this) }}",
+    indexes=[
+        {'columns': ['left_identifier_type', 'left_identifier_value']},
+        {'columns': ['right_identifier_type', 'right_identifier_value']},
+        {'columns': ['changed_at']},
+    ],
+) }}
 
 with
 
@@ -36,90 +57,110 @@ email_events as (
 
 ),
 
-pairs as (
+-- every record that carries identifiers, with its identifiers in matching form
+records as (
 
-    -- web: identifiers seen on the same event
-    select 'web' as source, occurred_at as seen_at,
-        'anonymous_id' as left_type, anonymous_id as left_value,
-        'user_id' as right_type, user_id as right_value
+    select
+        'web' as source,
+        {{ dbt.concat(["'web:'", "event_id"]) }} as record_id,
+        occurred_at as seen_at,
+        anonymous_id,
+        user_id,
+        {{ identity_email('email') }} as email,
+        cast(null as {{ dbt.type_string() }}) as crm_id,
+        cast(null as {{ dbt.type_string() }}) as phone
     from web_events
 
     union all
 
-    select 'web', occurred_at, 'user_id', user_id, 'email', email
-    from web_events
-
-    union all
-
-    select 'web', occurred_at, 'anonymous_id', anonymous_id, 'email', email
-    from web_events
-
-    union all
-
-    -- crm: identifiers on the same contact
-    select 'crm', updated_at, 'crm_id', crm_id, 'email', email
+    select
+        'crm',
+        {{ dbt.concat(["'crm:'", "crm_id"]) }},
+        updated_at,
+        null,
+        user_id,
+        {{ identity_email('email') }},
+        crm_id,
+        phone
     from crm_contacts
 
     union all
 
-    select 'crm', updated_at, 'crm_id', crm_id, 'phone', phone
-    from crm_contacts
-
-    union all
-
-    select 'crm', updated_at, 'crm_id', crm_id, 'user_id', user_id
-    from crm_contacts
-
-    union all
-
-    -- self-edges: every identifier occurrence, from every source
-    select 'web', occurred_at, 'anonymous_id', anonymous_id, 'anonymous_id', anonymous_id
-    from web_events
-
-    union all
-
-    select 'web', occurred_at, 'user_id', user_id, 'user_id', user_id
-    from web_events
-
-    union all
-
-    select 'web', occurred_at, 'email', email, 'email', email
-    from web_events
-
-    union all
-
-    select 'crm', updated_at, 'crm_id', crm_id, 'crm_id', crm_id
-    from crm_contacts
-
-    union all
-
-    select 'crm', updated_at, 'email', email, 'email', email
-    from crm_contacts
-
-    union all
-
-    select 'crm', updated_at, 'phone', phone, 'phone', phone
-    from crm_contacts
-
-    union all
-
-    select 'crm', updated_at, 'user_id', user_id, 'user_id', user_id
-    from crm_contacts
-
-    union all
-
-    select 'shop', ordered_at, 'email', customer_email, 'email', customer_email
+    select
+        'shop',
+        {{ dbt.concat(["'order:'", "order_id"]) }},
+        ordered_at,
+        null,
+        null,
+        {{ identity_email('customer_email') }},
+        null,
+        null
     from orders
 
     union all
 
-    select 'support', opened_at, 'email', requester_email, 'email', requester_email
+    select
+        'support',
+        {{ dbt.concat(["'ticket:'", "ticket_id"]) }},
+        opened_at,
+        null,
+        null,
+        {{ identity_email('requester_email') }},
+        null,
+        null
     from tickets
 
     union all
 
-    select 'sendgrid', occurred_at, 'email', email, 'email', email
+    select
+        'sendgrid',
+        {{ dbt.concat(["'email:'", "email_event_id"]) }},
+        occurred_at,
+        null,
+        null,
+        {{ identity_email('email') }},
+        null,
+        null
     from email_events
+
+),
+
+-- identity_time_key(seen_at) || record_id, computed once per record: its minimum over an
+-- edge's records names the first record that carried the edge
+ordered_records as (
+
+    select
+        records.*,
+        {{ dbt.concat([identity_time_key('seen_at'), 'record_id']) }} as record_order
+    from records
+    where seen_at is not null
+
+),
+
+{#- (left, right) identifier columns linked on one record; (x, x) is the self-edge -#}
+{%- set linked_columns = [
+    ('anonymous_id', 'user_id'), ('user_id', 'email'), ('anonymous_id', 'email'),
+    ('crm_id', 'email'), ('crm_id', 'phone'), ('crm_id', 'user_id'),
+    ('anonymous_id', 'anonymous_id'), ('user_id', 'user_id'), ('email', 'email'),
+    ('crm_id', 'crm_id'), ('phone', 'phone'),
+] %}
+
+pairs as (
+
+    {% for left_column, right_column in linked_columns %}
+    select
+        source,
+        seen_at,
+        record_order,
+        '{{ left_column }}' as left_type,
+        {{ left_column }} as left_value,
+        '{{ right_column }}' as right_type,
+        {{ right_column }} as right_value
+    from ordered_records
+    where {{ left_column }} is not null
+        and {{ right_column }} is not null
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 
 ),
 
@@ -127,9 +168,7 @@ usable as (
 
     select *
     from pairs
-    where left_value is not null
-        and right_value is not null
-        and not {{ is_blocklisted_identifier('left_value') }}
+    where not {{ is_blocklisted_identifier('left_value') }}
         and not {{ is_blocklisted_identifier('right_value') }}
 
 ),
@@ -139,6 +178,7 @@ oriented as (
 
     select
         source,
+        record_order,
         seen_at,
         case when swap then right_type else left_type end as left_identifier_type,
         case when swap then right_value else left_value end as left_identifier_value,
@@ -156,23 +196,13 @@ oriented as (
 
 ),
 
-per_source as (
+{%- set sources = ['crm', 'sendgrid', 'shop', 'support', 'web'] -%}
+{%- set source_flags = [] -%}
+{%- for source in sources -%}
+    {%- do source_flags.append("coalesce(max(case when source = '" ~ source ~ "' then '" ~ source ~ ",' end), '')") -%}
+{%- endfor %}
 
-    select
-        left_identifier_type,
-        left_identifier_value,
-        right_identifier_type,
-        right_identifier_value,
-        source,
-        min(seen_at) as first_seen_at,
-        max(seen_at) as last_seen_at,
-        count(*) as times_seen
-    from oriented
-    group by 1, 2, 3, 4, 5
-
-),
-
-edges as (
+current_edges as (
 
     select
         {{ dbt.hash(dbt.concat([
@@ -187,17 +217,109 @@ edges as (
             left_identifier_type = right_identifier_type
             and left_identifier_value = right_identifier_value
         ) as is_self_edge,
-        {{ dbt.listagg('source', "','", 'order by source') }} as sources,
-        min(first_seen_at) as first_seen_at,
-        max(last_seen_at) as last_seen_at,
-        sum(times_seen) as times_seen
-    from per_source
+        rtrim({{ dbt.concat(source_flags) }}, ',') as sources,
+        min(seen_at) as first_seen_at,
+        max(seen_at) as last_seen_at,
+        count(*) as times_seen,
+        {{ identity_after_time_key('min(record_order)') }} as first_record_id
+    from oriented
     group by
         left_identifier_type,
         left_identifier_value,
         right_identifier_type,
         right_identifier_value
 
+),
+
+{%- set edge_columns = [
+    'edge_id', 'left_identifier_type', 'left_identifier_value', 'right_identifier_type',
+    'right_identifier_value', 'is_self_edge', 'sources', 'first_seen_at', 'last_seen_at',
+    'times_seen', 'first_record_id',
+] %}
+
+{#- a table written before first_record_id / is_active / changed_at existed is rewritten
+    whole (on_schema_change adds the columns) -#}
+{%- set previous_columns = [] -%}
+{%- if execute and is_incremental() -%}
+    {%- set previous_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+{%- endif %}
+
+{% if is_incremental() and 'is_active' in previous_columns %}
+
+-- one full outer join with the previous run: new or changed edges, and tombstones for
+-- edges no record carries any more (their previous values, is_active = false)
+changed as (
+
+    select
+        {% for column in edge_columns %}
+        case when current_edges.edge_id is null then previous_edges.{{ column }} else current_edges.{{ column }} end
+            as {{ column }},
+        {% endfor %}
+        current_edges.edge_id is not null as is_active
+    from current_edges
+    full outer join {{ this }} as previous_edges
+        on previous_edges.edge_id = current_edges.edge_id
+    where (current_edges.edge_id is null and coalesce(previous_edges.is_active, true))
+        or (
+            current_edges.edge_id is not null
+            and (
+                previous_edges.edge_id is null
+                -- rows written before is_active existed have it null: rewrite them
+                or not coalesce(previous_edges.is_active, false)
+                or previous_edges.first_seen_at <> current_edges.first_seen_at
+                or previous_edges.last_seen_at <> current_edges.last_seen_at
+                or previous_edges.times_seen <> current_edges.times_seen
+                or previous_edges.sources <> current_edges.sources
+                or coalesce(previous_edges.first_record_id, '') <> current_edges.first_record_id
+            )
+        )
+
+),
+
+{% elif is_incremental() %}
+
+changed as (
+
+    select
+        current_edges.*,
+        true as is_active
+    from current_edges
+
+    union all
+
+    select
+        {% for column in edge_columns %}
+        {{ 'cast(null as ' ~ dbt.type_string() ~ ')' if column == 'first_record_id' else 'previous_edges.' ~ column }}
+            as {{ column }},
+        {% endfor %}
+        false as is_active
+    from {{ this }} as previous_edges
+    where not exists (
+        select 1 from current_edges where current_edges.edge_id = previous_edges.edge_id
+    )
+
+),
+
+{% else %}
+
+changed as (
+
+    select
+        current_edges.*,
+        true as is_active
+    from current_edges
+
+),
+
+{% endif %}
+
+final as (
+
+    select
+        changed.*,
+        {{ build_timestamp() }} as changed_at
+    from changed
+
 )
 
-select * from edges
+select * from final

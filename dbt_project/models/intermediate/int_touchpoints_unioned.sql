@@ -1,6 +1,8 @@
 {#-
     Every touchpoint from every source, with the identifier it was recorded under and the
-    profile that identifier resolved to. profile_id is null when the touchpoint carries no
+    profile that identifier resolved to (e-mails matched on their identity key). Rebuilt on
+    every run from the current resolution, so touchpoints recorded before a person was
+    identified (anonymous web sessions) move to the profile as soon as a link appears. profile_id is null when the touchpoint carries no
     usable identifier (e.g. only a blocklisted e-mail); fct_touchpoints keeps attributed
     touchpoints only.
 -#}
@@ -67,7 +69,7 @@ web_touchpoints as (
         and by_user.identifier_value = web_events.user_id
     left join identifiers as by_email
         on by_email.identifier_type = 'email'
-        and by_email.identifier_value = web_events.email
+        and by_email.identifier_value = {{ identity_email('web_events.email') }}
     left join identifiers as by_anonymous
         on by_anonymous.identifier_type = 'anonymous_id'
         and by_anonymous.identifier_value = web_events.anonymous_id
@@ -91,7 +93,7 @@ order_touchpoints as (
     from orders
     left join identifiers
         on identifiers.identifier_type = 'email'
-        and identifiers.identifier_value = orders.customer_email
+        and identifiers.identifier_value = {{ identity_email('orders.customer_email') }}
 
 ),
 
@@ -135,7 +137,7 @@ ticket_touchpoints as (
     from ticket_events
     left join identifiers
         on identifiers.identifier_type = 'email'
-        and identifiers.identifier_value = ticket_events.requester_email
+        and identifiers.identifier_value = {{ identity_email('ticket_events.requester_email') }}
 
 ),
 
@@ -156,7 +158,7 @@ email_touchpoints as (
     from email_events
     left join identifiers
         on identifiers.identifier_type = 'email'
-        and identifiers.identifier_value = email_events.email
+        and identifiers.identifier_value = {{ identity_email('email_events.email') }}
 
 ),
 

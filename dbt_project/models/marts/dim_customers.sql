@@ -1,4 +1,9 @@
-{#- One row per resolved profile (customer), with identifiers, activity and journey state. -#}
+{#-
+    One row per resolved profile (customer): every identifier, first/last seen, channels,
+    orders and revenue, support, consent and deliverability, rolling activity counts and
+    journey state. Revenue is converted to var('reporting_currency') with the
+    currency_rates seed; revenue_by_currency keeps the amounts as they were paid.
+-#}
 
 with
 
@@ -26,6 +31,12 @@ crm_contacts as (
 
 ),
 
+orders as (
+
+    select * from {{ ref('stg_shop__orders') }}
+
+),
+
 tickets as (
 
     select * from {{ ref('stg_support__tickets') }}
@@ -38,12 +49,25 @@ email_events as (
 
 ),
 
+currency_rates as (
+
+    select * from {{ ref('currency_rates') }}
+
+),
+
+email_identifiers as (
+
+    select profile_id, identifier_value
+    from identifiers
+    where identifier_type = 'email'
+
+),
+
 -- most recently seen identifier of each type per profile
 latest_identifiers as (
 
     select
         profile_id,
-        max(case when identifier_type = 'email' then identifier_value end) as email,
         max(case when identifier_type = 'user_id' then identifier_value end) as user_id,
         max(case when identifier_type = 'crm_id' then identifier_value end) as crm_id,
         max(case when identifier_type = 'phone' then identifier_value end) as phone
@@ -60,6 +84,60 @@ latest_identifiers as (
     ) as ranked
     where recency_rank = 1
     group by profile_id
+
+),
+
+-- every identifier of the profile, by type
+identifier_lists as (
+
+    select
+        profile_id,
+        count(*) as identifier_count,
+        {% for identifier_type, column in [
+            ('email', 'emails'), ('phone', 'phones'), ('user_id', 'user_ids'),
+            ('crm_id', 'crm_ids'), ('anonymous_id', 'anonymous_ids'),
+        ] %}
+        {{ dbt.listagg(
+            "case when identifier_type = '" ~ identifier_type ~ "' then identifier_value end",
+            "','",
+            'order by identifier_value'
+        ) }} as {{ column }}{{ ',' if not loop.last }}
+        {% endfor %}
+    from identifiers
+    group by profile_id
+
+),
+
+-- the e-mail address to write to: the one the person used last, as they typed it
+-- (normalised), matched to the profile on its identity key
+email_sightings as (
+
+    select email, updated_at as seen_at from crm_contacts where email is not null
+    union all
+    select email, occurred_at from {{ ref('stg_web__events') }} where email is not null
+    union all
+    select customer_email, ordered_at from orders where customer_email is not null
+    union all
+    select requester_email, opened_at from tickets where requester_email is not null
+
+),
+
+latest_email as (
+
+    select profile_id, email
+    from (
+        select
+            email_identifiers.profile_id,
+            email_sightings.email,
+            row_number() over (
+                partition by email_identifiers.profile_id
+                order by email_sightings.seen_at desc, email_sightings.email desc
+            ) as recency_rank
+        from email_sightings
+        inner join email_identifiers
+            on email_identifiers.identifier_value = {{ identity_email('email_sightings.email') }}
+    ) as ranked
+    where recency_rank = 1
 
 ),
 
@@ -99,24 +177,80 @@ activity as (
     select
         profile_id,
         count(*) as touchpoint_count,
-        sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as order_count,
-        sum(case when touchpoint_type = 'order_completed' then amount else 0 end) as revenue
+        {% for days in [30, 90] %}
+        sum(case when occurred_at > {{ dbt.dateadd('day', -days, as_of_timestamp()) }} then 1 else 0 end)
+            as touchpoints_last_{{ days }}d,
+        count(distinct case
+            when occurred_at > {{ dbt.dateadd('day', -days, as_of_timestamp()) }}
+                then {{ utc_date('occurred_at') }}
+        end) as active_days_last_{{ days }}d{{ ',' if not loop.last }}
+        {% endfor %}
     from touchpoints
     group by profile_id
+
+),
+
+completed_orders as (
+
+    select
+        email_identifiers.profile_id,
+        coalesce(orders.currency, '{{ var("reporting_currency") }}') as currency,
+        orders.order_amount,
+        orders.order_amount * currency_rates.rate_to_reporting_currency as reporting_amount
+    from orders
+    inner join email_identifiers
+        on email_identifiers.identifier_value = {{ identity_email('orders.customer_email') }}
+    left join currency_rates
+        on currency_rates.currency = coalesce(orders.currency, '{{ var("reporting_currency") }}')
+    where orders.is_completed
+
+),
+
+revenue_per_currency as (
+
+    select
+        profile_id,
+        currency,
+        sum(order_amount) as amount
+    from completed_orders
+    group by profile_id, currency
+
+),
+
+revenue as (
+
+    select
+        completed_orders.profile_id,
+        count(*) as order_count,
+        sum(completed_orders.reporting_amount) as revenue,
+        by_currency.revenue_by_currency
+    from completed_orders
+    inner join (
+        select
+            profile_id,
+            {{ dbt.listagg(
+                dbt.concat(["currency", "' '", "cast(amount as " ~ dbt.type_string() ~ ")"]),
+                "', '",
+                'order by currency'
+            ) }} as revenue_by_currency
+        from revenue_per_currency
+        group by profile_id
+    ) as by_currency
+        on by_currency.profile_id = completed_orders.profile_id
+    group by completed_orders.profile_id, by_currency.revenue_by_currency
 
 ),
 
 support as (
 
     select
-        identifiers.profile_id,
+        email_identifiers.profile_id,
         count(distinct tickets.ticket_id) as open_support_cases
     from tickets
-    inner join identifiers
-        on identifiers.identifier_type = 'email'
-        and identifiers.identifier_value = tickets.requester_email
+    inner join email_identifiers
+        on email_identifiers.identifier_value = {{ identity_email('tickets.requester_email') }}
     where tickets.is_open
-    group by identifiers.profile_id
+    group by email_identifiers.profile_id
 
 ),
 
@@ -182,17 +316,29 @@ current_stage as (
 final as (
 
     select
-        latest_identifiers.profile_id,
-        latest_identifiers.email,
+        identifier_lists.profile_id,
+        latest_email.email,
         latest_identifiers.user_id,
         latest_identifiers.crm_id,
         latest_identifiers.phone,
+        identifier_lists.identifier_count,
+        identifier_lists.emails,
+        identifier_lists.phones,
+        identifier_lists.user_ids,
+        identifier_lists.crm_ids,
+        identifier_lists.anonymous_ids,
         seen.first_seen_at,
         seen.last_seen_at,
         channels.channels_used,
         coalesce(activity.touchpoint_count, 0) as touchpoint_count,
-        coalesce(activity.order_count, 0) as order_count,
-        coalesce(activity.revenue, 0) as revenue,
+        coalesce(activity.touchpoints_last_30d, 0) as touchpoints_last_30d,
+        coalesce(activity.touchpoints_last_90d, 0) as touchpoints_last_90d,
+        coalesce(activity.active_days_last_30d, 0) as active_days_last_30d,
+        coalesce(activity.active_days_last_90d, 0) as active_days_last_90d,
+        coalesce(revenue.order_count, 0) as order_count,
+        coalesce(revenue.revenue, 0) as revenue,
+        '{{ var("reporting_currency") }}' as revenue_currency,
+        revenue.revenue_by_currency,
         coalesce(support.open_support_cases, 0) as open_support_cases,
         coalesce(support.open_support_cases, 0) > 0 as has_open_support_case,
         coalesce(consent.email_consent, false) as email_consent,
@@ -202,24 +348,30 @@ final as (
         coalesce(
             current_stage.current_stage <> 'retention'
             and current_stage.current_stage_entered_at
-                < {{ dbt.dateadd('day', -1 * var('stalled_days'), build_timestamp()) }},
+                < {{ dbt.dateadd('day', -1 * var('stalled_days'), as_of_timestamp()) }},
             false
         ) as is_stalled
-    from latest_identifiers
+    from identifier_lists
+    left join latest_identifiers
+        on latest_identifiers.profile_id = identifier_lists.profile_id
+    left join latest_email
+        on latest_email.profile_id = identifier_lists.profile_id
     left join seen
-        on seen.profile_id = latest_identifiers.profile_id
+        on seen.profile_id = identifier_lists.profile_id
     left join channels
-        on channels.profile_id = latest_identifiers.profile_id
+        on channels.profile_id = identifier_lists.profile_id
     left join activity
-        on activity.profile_id = latest_identifiers.profile_id
+        on activity.profile_id = identifier_lists.profile_id
+    left join revenue
+        on revenue.profile_id = identifier_lists.profile_id
     left join support
-        on support.profile_id = latest_identifiers.profile_id
+        on support.profile_id = identifier_lists.profile_id
     left join consent
-        on consent.profile_id = latest_identifiers.profile_id
+        on consent.profile_id = identifier_lists.profile_id
     left join address_status
-        on address_status.email = latest_identifiers.email
+        on address_status.email = latest_email.email
     left join current_stage
-        on current_stage.profile_id = latest_identifiers.profile_id
+        on current_stage.profile_id = identifier_lists.profile_id
 
 )
 

@@ -15,7 +15,7 @@ renamed as (
 
         -- identifiers
         {{ normalize_email('email') }} as email,
-        {{ normalize_phone('phone') }} as phone,
+        {{ normalize_phone('phone', 'country') }} as phone,
 
         -- attributes
         first_name,

@@ -1,0 +1,153 @@
+{#-
+    Which part of the identity graph a run resolves.
+
+    full         every active edge; when the table does not exist yet, on --full-refresh,
+                 when var identity_limits, identity_priority or max_cluster_size changed
+                 since the stored resolution, and when every edge changed since the last
+                 resolution (e.g. after the edges were rebuilt)
+    incremental  edges changed since the last resolution (changed_at > max(resolved_at)),
+                 their identifiers, and every identifier of the profiles those belonged to.
+                 Profiles that a limit rule split apart are still linked by the cut edge,
+                 so they are added until no active edge leaves the set. Then nothing outside
+                 the set can change: a changed edge has both ends inside, and any other edge
+                 lies inside an old profile. This is checked; if it does not hold, the run
+                 falls back to full.
+
+    Returns {mode, edges: the scope's active edges (aliased scope_edges),
+             identifiers: relation of the scope's identifiers (incremental only)}.
+-#}
+{% macro identity__scope(existing_relation, edges) -%}
+
+    {%- set full = {'mode': 'full', 'edges': '(select * from ' ~ edges ~ ' where is_active) as scope_edges', 'identifiers': none} -%}
+    {%- if existing_relation is none or should_full_refresh() -%}
+        {{ return(full) }}
+    {%- endif -%}
+
+    {%- set other_rules = identity__scalar(
+        'select count(*) from (select 1 from ' ~ existing_relation ~ ' where rules_fingerprint <> \''
+        ~ identity__rules_fingerprint() ~ '\' ' ~ identity__limit(1) ~ ') as stored'
+    ) -%}
+    {%- if other_rules > 0 -%}
+        {{ log('identity resolution: limits, priority or maximum size changed since the last run; resolving everything', info=True) }}
+        {{ return(full) }}
+    {%- endif -%}
+
+    {%- set watermark_table = identity__temp_table('watermark',
+        'select max(resolved_at) as resolved_through from ' ~ existing_relation
+    ) -%}
+    {%- set watermark = '(select resolved_through from ' ~ watermark_table ~ ')' -%}
+    {%- set has_old_edges = identity__scalar(
+        'select case when exists (select 1 from ' ~ edges ~ ' where is_active and changed_at <= '
+        ~ watermark ~ ') then 1 else 0 end'
+    ) -%}
+    {%- if has_old_edges == 0 -%}
+        {{ return(full) }}
+    {%- endif -%}
+
+    {%- set changed_keys = identity__temp_table('changed_keys', '
+        select left_identifier_type as identifier_type, left_identifier_value as identifier_value
+        from ' ~ edges ~ ' where changed_at > ' ~ watermark ~ '
+        union
+        select right_identifier_type, right_identifier_value
+        from ' ~ edges ~ ' where changed_at > ' ~ watermark,
+        analyze=true
+    ) -%}
+
+    {%- set keys = identity__temp_table('scope_keys', '
+        with touched_profiles as (
+            select distinct previous.profile_id
+            from ' ~ existing_relation ~ ' as previous
+            inner join ' ~ changed_keys ~ ' as changed
+                on previous.identifier_key = ' ~ identity__key('changed.identifier_type', 'changed.identifier_value') ~ '
+        )
+        select identifier_type, identifier_value, ' ~ identity__key('identifier_type', 'identifier_value') ~ ' as identifier_key
+        from ' ~ changed_keys ~ '
+        union
+        select identifier_type, identifier_value, identifier_key
+        from ' ~ existing_relation ~ '
+        where profile_id in (select profile_id from touched_profiles)',
+        analyze=true
+    ) -%}
+
+    {#- close the set: profiles split from a scope profile by a limit rule are still linked
+        to it, so they join the scope too (repeated until no edge leaves it) -#}
+    {%- for step in range(50) -%}
+        {%- set added = identity__execute('identity_close_scope', '
+            insert into ' ~ keys ~ ' (identifier_type, identifier_value, identifier_key)
+            with ' ~ identity__edges_touching(edges, keys) ~ ',
+            outside as (
+                select left_identifier_type as identifier_type, left_identifier_value as identifier_value
+                from touching
+                union
+                select right_identifier_type, right_identifier_value
+                from touching
+            ),
+            outside_keys as (
+                select outside.identifier_type, outside.identifier_value,
+                    ' ~ identity__key('outside.identifier_type', 'outside.identifier_value') ~ ' as identifier_key
+                from outside
+                where not exists (
+                    select 1 from ' ~ keys ~ ' as scope_keys
+                    where scope_keys.identifier_type = outside.identifier_type
+                        and scope_keys.identifier_value = outside.identifier_value)
+            )
+            select identifier_type, identifier_value, identifier_key
+            from outside_keys
+            union
+            select previous.identifier_type, previous.identifier_value, previous.identifier_key
+            from ' ~ existing_relation ~ ' as previous
+            where previous.profile_id in (
+                select profile_id from ' ~ existing_relation ~ '
+                where identifier_key in (select identifier_key from outside_keys))
+                and previous.identifier_key not in (select identifier_key from ' ~ keys ~ ')'
+        ) -%}
+        {%- if added == 0 -%}{%- break -%}{%- endif -%}
+    {%- endfor -%}
+    {% do identity__analyze(keys) %}
+
+    {%- set scope_edges = identity__temp_table('scope_edges', '
+        with ' ~ identity__edges_touching(edges, keys) ~ '
+        select * from touching',
+        analyze=true
+    ) -%}
+
+    {%- set leaking = identity__scalar('
+        select count(*)
+        from ' ~ scope_edges ~ ' as scope_edges
+        where not exists (
+                select 1 from ' ~ keys ~ ' as scope_keys
+                where scope_keys.identifier_type = scope_edges.left_identifier_type
+                    and scope_keys.identifier_value = scope_edges.left_identifier_value)
+            or not exists (
+                select 1 from ' ~ keys ~ ' as scope_keys
+                where scope_keys.identifier_type = scope_edges.right_identifier_type
+                    and scope_keys.identifier_value = scope_edges.right_identifier_value)'
+    ) -%}
+    {%- if leaking > 0 -%}
+        {{ log('identity resolution: ' ~ leaking ~ ' edges leave the incremental scope; resolving everything', info=True) }}
+        {{ return(full) }}
+    {%- endif -%}
+
+    {{ return({'mode': 'incremental', 'edges': scope_edges ~ ' as scope_edges', 'identifiers': keys}) }}
+
+{%- endmacro %}
+
+
+{#- CTE `touching`: active edges with at least one end in `keys`. -#}
+{% macro identity__edges_touching(edges, keys) -%}
+    touching as (
+        select identity_edges.*
+        from {{ edges }}
+        inner join {{ keys }} as scope_keys
+            on identity_edges.left_identifier_type = scope_keys.identifier_type
+            and identity_edges.left_identifier_value = scope_keys.identifier_value
+        where identity_edges.is_active
+        union
+        select identity_edges.*
+        from {{ edges }}
+        inner join {{ keys }} as scope_keys
+            on identity_edges.right_identifier_type = scope_keys.identifier_type
+            and identity_edges.right_identifier_value = scope_keys.identifier_value
+        where identity_edges.is_active
+    )
+{%- endmacro %}
