@@ -116,11 +116,3 @@ def record_state(
             run_id,
         ),
     )
-
-
-def source_watermark(conn: psycopg.Connection, source: str) -> datetime | None:
-    """The latest change time loaded for a source over every interval."""
-    row = conn.execute(
-        f"select max(watermark) from {STATE_TABLE} where source = %s", (source,)
-    ).fetchone()
-    return row[0]
