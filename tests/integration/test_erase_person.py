@@ -68,6 +68,22 @@ def traces(db, needles: set[str]) -> dict[str, int]:
     return found
 
 
+def erased_at_load(db) -> int:
+    """Records the latest pipeline run's extraction dropped because their person was erased."""
+    (tasks,) = db.execute(
+        "select tasks from ops.pipeline_runs order by ended_at desc limit 1"
+    ).fetchone()
+    total, pending = 0, [tasks]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            total += int(node.get("rows_erased") or 0)
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return total
+
+
 def suppression_requests(sink) -> list[dict]:
     return [r for r in sink.requests if r["path"] == SUPPRESSIONS_PATH]
 
@@ -122,10 +138,14 @@ def person(world):
         ).fetchall()
     }
     values = {value for group in by_type.values() for value in group}
+    needles = values | spellings | sent_to | {profile_id}
+    before = traces(db, needles)
+    assert {"raw.crm_contacts._record", "marts.dim_customers.emails"} <= set(before), before
+    assert len({column.rsplit(".", 1)[0] for column in before}) >= 15, before
     return {
         "profile_id": profile_id,
         "by_type": by_type,
-        "needles": values | spellings | sent_to | {profile_id},
+        "needles": needles,
         "email": sorted(by_type["email"])[0],
         "messages_before": [m for m in world["sink"].messages() if m[0] in sent_to],
     }
@@ -238,5 +258,6 @@ def test_reloading_the_source_files_does_not_bring_the_person_back(world, person
     assert str(world["pipeline"].test(logical_date=LOGICAL_DATE).state) == "success"
     assert db.execute("select count(*) from raw.crm_contacts").fetchone()[0] > 0
     assert traces(db, person["needles"]) == {}
+    assert erased_at_load(db) > 0
     sent_again = [m for m in world["sink"].messages() if m[0] in person["needles"]]
     assert sent_again == person["messages_before"]
