@@ -49,7 +49,8 @@ def _audit_start(conn, request_id: str, requested, person: erasure.Person, tombs
     )
 
 
-def _enqueue_suppressions(conn, request_id: str, emails: list[str]) -> None:
+def enqueue_suppressions(conn, request_id: str, emails: list[str]) -> None:
+    """Queue addresses for SendGrid suppression; one already queued or sent is left as it is."""
     with conn.cursor() as cur:
         cur.executemany(
             f"insert into {SUPPRESSIONS} (email_digest, email, request_id) values (%s, %s, %s)"
@@ -80,7 +81,7 @@ def tombstone_and_erase(
         person = erasure.find_person(conn, requested)
         erasure.collect_spellings(conn, erasure.warehouse_tables(conn), person, rules)
         tombstones = erasure.write_tombstones(conn, person, request_id)
-        _enqueue_suppressions(conn, request_id, person.emails)
+        enqueue_suppressions(conn, request_id, person.emails)
         _audit_start(conn, request_id, requested, person, tombstones)
     with conn.transaction():
         affected = erasure.erase_person(conn, person, rules)

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from tests.conftest import fresh_database
-from tests.integration.conftest import LOGICAL_DATE, load_dag, point_pipeline_at
+from tests.integration.conftest import LOGICAL_DATE, TEST_API_KEY, load_dag, point_pipeline_at
 
 pytestmark = pytest.mark.integration
 
@@ -261,3 +261,62 @@ def test_reloading_the_source_files_does_not_bring_the_person_back(world, person
     assert erased_at_load(db) > 0
     sent_again = [m for m in world["sink"].messages() if m[0] in person["needles"]]
     assert sent_again == person["messages_before"]
+
+
+@pytest.fixture()
+def outbox(server_url):
+    """A fresh warehouse with the erasure tables, a SendGrid sink and a real client for it."""
+    from journeyflow import erasure, sendgrid_api
+    from journeyflow.sendgrid_sink import SendGridSink
+
+    with (
+        fresh_database(server_url, "erase_outbox") as url,
+        SendGridSink() as sink,
+        psycopg.connect(url, autocommit=True) as conn,
+    ):
+        erasure.ensure_erasure_tables(conn)
+        yield conn, sink, sendgrid_api.make_client(TEST_API_KEY, sink.url)
+
+
+def _queue(conn, *emails: str) -> None:
+    from journeyflow.erasure_requests import enqueue_suppressions
+
+    enqueue_suppressions(conn, "request-1", list(emails))
+
+
+def test_throttled_suppressions_are_retried_and_sent_once(outbox):
+    from journeyflow.erasure_requests import suppress_pending
+
+    conn, sink, client = outbox
+    _queue(conn, "ann@example.com", "ann.work@example.com")
+    sink.fail_next(2, status=429, retry_after=0, path=SUPPRESSIONS_PATH)
+    waits = []
+    assert suppress_pending(conn, client, sleep=waits.append) == 2
+    assert waits == [0.0, 0.0]
+    [request] = suppression_requests(sink)
+    recipients = sorted(request["body"]["recipient_emails"])
+    assert recipients == ["ann.work@example.com", "ann@example.com"]
+    rows = conn.execute(
+        "select status, email, attempts from activation.erasure_suppressions"
+    ).fetchall()
+    assert rows == [("suppressed", None, 1), ("suppressed", None, 1)]
+    assert suppress_pending(conn, client, sleep=waits.append) == 0
+    assert len(suppression_requests(sink)) == 1
+
+
+def test_a_refused_suppression_stays_queued_with_the_error(outbox):
+    from python_http_client.exceptions import HTTPError
+
+    from journeyflow.erasure_requests import suppress_pending
+
+    conn, sink, client = outbox
+    _queue(conn, "ann@example.com")
+    sink.fail_next(1, status=400, retry_after=None, path=SUPPRESSIONS_PATH)
+    with pytest.raises(HTTPError):
+        suppress_pending(conn, client, sleep=lambda seconds: None)
+    status, error = conn.execute(
+        "select status, error from activation.erasure_suppressions"
+    ).fetchone()
+    assert status == "pending" and error.startswith("400")
+    assert suppress_pending(conn, client, sleep=lambda seconds: None) == 1
+    assert len(suppression_requests(sink)) == 1
