@@ -29,6 +29,7 @@ import psycopg
 from psycopg import sql
 
 from journeyflow.erasure_identifiers import (
+    ErasureRequestError,
     Identifier,
     PhoneRules,
     digest,
@@ -60,7 +61,7 @@ KEPT_TABLES = {
     ("ops", "erasure_requests"),
 }
 MIN_NEEDLE_LENGTH = 5  # shorter values are matched in identifier columns only, never in text
-REDACTED = "[erased]"
+REDACTED = "\\1[erased]\\3"  # needle_pattern's groups 1 and 3 keep the surroundings
 GRAPH = "intermediate.int_identifiers_resolved"
 MERGE_LOG = "marts.identity_merge_log"
 OUTBOX = "activation.campaign_sends"
@@ -151,6 +152,28 @@ def warehouse_tables(conn: psycopg.Connection) -> list[Table]:
 
 
 # --- finding the person ----------------------------------------------------------------------
+
+
+def narrow_candidates(conn: psycopg.Connection, candidates: list[Identifier]) -> list[Identifier]:
+    """Of the types a bare value can be, the one the identity graph knows; else an error."""
+    if len(candidates) == 1:
+        return candidates
+    known: dict[Identifier, str] = {}
+    if _exists(conn, GRAPH):
+        rows = conn.execute(
+            f"select identifier_type, identifier_value, profile_id from {GRAPH}"
+            " where (identifier_type, identifier_value) in"
+            " (select * from unnest(%s::text[], %s::text[]))",
+            ([c.type for c in candidates], [c.value for c in candidates]),
+        ).fetchall()
+        known = {Identifier(t, v): p for t, v, p in rows}
+    if len(set(known.values())) == 1:
+        return sorted(known)
+    found = "no profile" if not known else f"{len(set(known.values()))} profiles"
+    raise ErasureRequestError(
+        f"the identifier could be a {' or '.join(c.type for c in candidates)} and matches"
+        f" {found}; set identifier_type"
+    )
 
 
 def find_person(conn: psycopg.Connection, requested: list[Identifier]) -> Person:

@@ -165,6 +165,17 @@ def text_needles(values: set[str], min_length: int) -> list[str]:
     return sorted({v for v in values if len(v) >= min_length}, key=lambda v: (-len(v), v))
 
 
+# Characters that continue an identifier: a needle next to one of them is part of another
+# value ('ann@x.com' inside 'joann@x.com', 'usr_1' inside 'usr_12') and is not matched.
+IDENTIFIER_CHARS = "A-Za-z0-9_.%+@-"
+
+
 def needle_pattern(needles: list[str]) -> str:
-    """A PostgreSQL regular expression matching any needle literally."""
-    return "(" + "|".join(re.escape(needle) for needle in needles) + ")"
+    """A regular expression (PostgreSQL and Python) matching any needle as a whole value.
+
+    Groups: 1 the character before, 2 the needle, 3 the character after; replace with
+    '\\1<text>\\3' to keep the surroundings.
+    """
+    alternatives = "|".join(re.escape(needle) for needle in needles)
+    edge = f"[^{IDENTIFIER_CHARS}]"
+    return f"(^|{edge})({alternatives})($|{edge})"

@@ -78,6 +78,7 @@ def tombstone_and_erase(
     requested = request_identifiers(identifier, identifier_type, rules)
     with conn.transaction():
         erasure.ensure_erasure_tables(conn)
+        requested = erasure.narrow_candidates(conn, requested)
         person = erasure.find_person(conn, requested)
         erasure.collect_spellings(conn, erasure.warehouse_tables(conn), person, rules)
         tombstones = erasure.write_tombstones(conn, person, request_id)

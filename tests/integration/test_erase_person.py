@@ -320,3 +320,28 @@ def test_a_refused_suppression_stays_queued_with_the_error(outbox):
     assert status == "pending" and error.startswith("400")
     assert suppress_pending(conn, client, sleep=lambda seconds: None) == 1
     assert len(suppression_requests(sink)) == 1
+
+
+def test_a_bare_value_that_fits_two_people_needs_its_type(outbox):
+    from journeyflow.erasure_identifiers import ErasureRequestError, phone_rules
+    from journeyflow.erasure_requests import tombstone_and_erase
+    from tests.integration.conftest import ROOT
+
+    conn, _, _ = outbox
+    rules = phone_rules(ROOT / "dbt_project")
+    with pytest.raises(ErasureRequestError, match="matches no profile; set identifier_type"):
+        tombstone_and_erase(conn, "request-1", "6177136140", None, rules)
+    conn.execute(
+        "create schema intermediate; create table intermediate.int_identifiers_resolved"
+        " (identifier_type text, identifier_value text, profile_id text,"
+        " previous_profile_id text);"
+        " insert into intermediate.int_identifiers_resolved values"
+        " ('user_id', '6177136140', 'p_aaaaaaaaaaaaaaaa', null),"
+        " ('phone', '+16177136140', 'p_bbbbbbbbbbbbbbbb', null)"
+    )
+    with pytest.raises(ErasureRequestError, match="matches 2 profiles"):
+        tombstone_and_erase(conn, "request-1", "6177136140", None, rules)
+    result = tombstone_and_erase(conn, "request-1", "(617) 713-6140", "phone", rules)
+    assert result["profiles_erased"] == 1
+    left = conn.execute("select identifier_value from intermediate.int_identifiers_resolved")
+    assert left.fetchall() == [("6177136140",)]

@@ -119,9 +119,29 @@ def test_short_values_are_never_searched_inside_text():
 def test_needle_pattern_matches_values_literally():
     import re
 
-    pattern = needle_pattern(["a.b+c@x.com", "+16177136140"])
+    pattern = needle_pattern(["a.b+c@x.com", "+16177136140", "usr_1"])
     assert re.search(pattern, "to: a.b+c@x.com")
+    assert re.search(pattern, '{"phone": "+16177136140"}')
     assert not re.search(pattern, "to: aXb+c@x.com")
+
+
+@pytest.mark.parametrize("text", ["joa.b+c@x.com", "a.b+c@x.com.au", "usr_12", "xusr_1"])
+def test_needle_pattern_leaves_longer_values_that_contain_a_needle(text):
+    import re
+
+    assert not re.search(needle_pattern(["a.b+c@x.com", "usr_1"]), text)
+
+
+def test_redaction_keeps_what_surrounds_the_value():
+    import re
+
+    from journeyflow.erasure import REDACTED
+
+    pattern = needle_pattern(["ann@x.com"])
+    sample = '["ann@x.com", "joann@x.com", "ann@x.com"]'
+    assert re.sub(pattern, REDACTED, sample, flags=re.I) == (
+        '["[erased]", "joann@x.com", "[erased]"]'
+    )
 
 
 def _rendered(composable) -> str:
