@@ -443,6 +443,35 @@ def drop_tombstoned_rows(
     return rows, rejects
 
 
+def drop_replayed_row_if_erased(
+    conn: psycopg.Connection,
+    table: sql.Composable,
+    rejected_table: sql.Composable,
+    columns: list[str],
+    source_file: str,
+    line_number: int,
+) -> bool:
+    """A fixed quarantined row just replayed into raw: drop it (and its quarantined original)
+    when it carries a tombstoned identifier; whether it did."""
+    condition = tombstoned_row_condition(set(columns))
+    if condition is None or not tombstones_exist(conn):
+        return False
+    deleted = conn.execute(
+        sql.SQL("delete from {} where _source_file = %s and _line_number = %s and ({})").format(
+            table, condition
+        ),
+        (source_file, line_number),
+    ).rowcount
+    if deleted:
+        conn.execute(
+            sql.SQL("delete from {} where _source_file = %s and _line_number = %s").format(
+                rejected_table
+            ),
+            (source_file, line_number),
+        )
+    return bool(deleted)
+
+
 def audit_digest(identifier: Identifier) -> str:
     """What the audit keeps of the requested identifier."""
     return digest(f"{identifier.type}:{identifier.value}")
