@@ -176,6 +176,17 @@ def narrow_candidates(conn: psycopg.Connection, candidates: list[Identifier]) ->
     )
 
 
+def others_current_profiles(conn: psycopg.Connection, earlier_ids: set[str]) -> set[str]:
+    """Of the person's earlier profile ids, those someone else holds now (after a split)."""
+    if not earlier_ids or not _exists(conn, GRAPH):
+        return set()
+    rows = conn.execute(
+        f"select distinct profile_id from {GRAPH} where profile_id = any(%s)",
+        (sorted(earlier_ids),),
+    ).fetchall()
+    return {profile_id for (profile_id,) in rows}
+
+
 def find_person(conn: psycopg.Connection, requested: list[Identifier]) -> Person:
     """The requested identifiers, their profiles and every identifier of those profiles."""
     person = Person(set(requested))
@@ -194,12 +205,16 @@ def find_person(conn: psycopg.Connection, requested: list[Identifier]) -> Person
             person.identifiers.add(Identifier(identifier_type, value))
             person.profile_ids.update(p for p in (profile_id, previous) if p)
         person.profile_ids.update(seeds)
+        current = {profile_id for _, _, profile_id, _ in rows} | set(seeds)
+    else:
+        current = set()
     if person.profile_ids and _exists(conn, MERGE_LOG):
         rows = conn.execute(
             f"select previous_profile_id from {MERGE_LOG} where surviving_profile_id = any(%s)",
             (sorted(person.profile_ids),),
         ).fetchall()
         person.profile_ids.update(p for (p,) in rows if p)
+    person.profile_ids -= others_current_profiles(conn, person.profile_ids - current)
     if person.profile_ids and _exists(conn, OUTBOX):
         rows = conn.execute(
             f"select distinct email from {OUTBOX} where profile_id = any(%s)",

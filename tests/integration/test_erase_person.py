@@ -322,7 +322,7 @@ def test_a_refused_suppression_stays_queued_with_the_error(outbox):
     assert len(suppression_requests(sink)) == 1
 
 
-def test_a_bare_value_that_fits_two_people_needs_its_type(outbox):
+def test_a_bare_value_that_fits_two_people_needs_its_type_and_others_stay(outbox):
     from journeyflow.erasure_identifiers import ErasureRequestError, phone_rules
     from journeyflow.erasure_requests import tombstone_and_erase
     from tests.integration.conftest import ROOT
@@ -337,7 +337,8 @@ def test_a_bare_value_that_fits_two_people_needs_its_type(outbox):
         " previous_profile_id text);"
         " insert into intermediate.int_identifiers_resolved values"
         " ('user_id', '6177136140', 'p_aaaaaaaaaaaaaaaa', null),"
-        " ('phone', '+16177136140', 'p_bbbbbbbbbbbbbbbb', null)"
+        # the phone was split off p_a, which another person still holds
+        " ('phone', '+16177136140', 'p_bbbbbbbbbbbbbbbb', 'p_aaaaaaaaaaaaaaaa')"
     )
     with pytest.raises(ErasureRequestError, match="matches 2 profiles"):
         tombstone_and_erase(conn, "request-1", "6177136140", None, rules)
