@@ -116,11 +116,10 @@ CANDIDATE_SQL = """
 select a.*,
     exists (
         select 1 from activation.erased_identifiers e
-        where (e.identifier_type = 'profile_id' and e.identifier_value = a.profile_id)
-           or (e.identifier_type = 'email' and e.identifier_value = a.email)
-           or (e.identifier_type = 'user_id' and e.identifier_value = a.user_id)
-           or (e.identifier_type = 'crm_id' and e.identifier_value = a.crm_id)
-           or (e.identifier_type = 'phone' and e.identifier_value = a.phone)
+        cross join lateral (values ('profile_id', a.profile_id), ('email', a.email),
+            ('user_id', a.user_id), ('crm_id', a.crm_id), ('phone', a.phone)) as mine (t, v)
+        where e.identifier_type = mine.t
+          and e.identifier_digest = encode(sha256(convert_to(mine.v, 'UTF8')), 'hex')
     ) as is_erased,
     (select max(x.decided_for) from activation.campaign_decisions x
       where x.campaign_id = %(campaign_id)s and x.profile_id = a.profile_id

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
+from journeyflow import erasure
 from journeyflow.readers import GoodRow, RejectedRow, SourceRecord, read_source_file, typed_rows
 from journeyflow.source_state import STATE_DDL, Window, record_state
 from journeyflow.sources import SourceSpec
@@ -63,6 +64,7 @@ class FileLoad:
     rows_loaded: int = 0
     rows_rejected: int = 0
     rows_fetched: int = 0
+    rows_erased: int = 0  # records of erased people, dropped on purpose (see erasure.py)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -298,6 +300,20 @@ def _record_batch(conn, spec, batch: Batch, checksum: str, loaded, rejected, run
     )
 
 
+def _drop_erased(conn, spec: SourceSpec, batch_id: str, table: str, rejected: str):
+    """Drop the batch's records of erased people (tombstones), logged with their count."""
+    erased = erasure.drop_tombstoned_rows(
+        conn, _qualified(table), _qualified(rejected), spec.column_names, batch_id
+    )
+    if sum(erased):
+        log.info(
+            "%s: dropped %s record(s) and %s quarantined row(s) of erased people",
+            spec.name,
+            *erased,
+        )
+    return erased
+
+
 FileRows = Callable[[Path, SourceSpec], Iterator[GoodRow | RejectedRow]]
 
 
@@ -321,10 +337,19 @@ def load_file(
         batch = Batch(batch_id, spec.name, relative_file, loaded_at)
         loaded, rejected = copy_batch(conn, spec, read_rows(path, spec), batch)
         check_rejection_rate(spec, relative_file, loaded, rejected)
+        erased = _drop_erased(conn, spec, batch_id, spec.table, spec.rejected_table)
+        loaded, rejected = loaded - erased[0], rejected - erased[1]
         _record_batch(conn, spec, batch, checksum, loaded, rejected, run_id)
     log.info("%s: loaded %s rows (%s rejected) from %s", spec.name, loaded, rejected, relative_file)
     return FileLoad(
-        spec.name, relative_file, batch_id, "loaded", loaded, rejected, loaded + rejected
+        spec.name,
+        relative_file,
+        batch_id,
+        "loaded",
+        loaded,
+        rejected,
+        loaded + rejected + sum(erased),
+        sum(erased),
     )
 
 
@@ -429,6 +454,8 @@ def load_interval(
             conn, spec, typed_rows(spec, records), batch, "_incoming", "_incoming_rejects"
         )
         check_rejection_rate(spec, f"interval {window.describe()}", fetched, rejected)
+        erased = _drop_erased(conn, spec, batch_id, "_incoming", "_incoming_rejects")
+        rejected -= erased[1]
         new_rows = _insert_new_versions(conn, spec, "_incoming")
         _insert_new_rejects(conn, spec, "_incoming_rejects")
         watermark = None
@@ -451,4 +478,4 @@ def load_interval(
         new_rows,
         rejected,
     )
-    return FileLoad(spec.name, origin, batch_id, "loaded", new_rows, rejected, fetched)
+    return FileLoad(spec.name, origin, batch_id, "loaded", new_rows, rejected, fetched, sum(erased))

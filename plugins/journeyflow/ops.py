@@ -122,7 +122,7 @@ def task_stats(task_id: str, returned: Any) -> dict[str, Any]:
         return {}
     if task_id == "extract_source":
         loaded, rejected = returned.get("rows_loaded", 0), returned.get("rows_rejected", 0)
-        return {**returned, "rows_in": loaded + rejected}
+        return {**returned, "rows_in": loaded + rejected + returned.get("rows_erased", 0)}
     if task_id == "send_campaigns":
         return {
             "campaigns": len(returned),

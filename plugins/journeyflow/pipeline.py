@@ -66,6 +66,7 @@ def extract(
         "files_skipped": sum(load.status == "skipped" for load in loads),
         "rows_loaded": sum(load.rows_loaded for load in loads),
         "rows_rejected": sum(load.rows_rejected for load in loads),
+        "rows_erased": sum(load.rows_erased for load in loads),
     }
 
 

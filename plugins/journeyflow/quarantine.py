@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from journeyflow import erasure
 from journeyflow.readers import coerce_record
 from journeyflow.sources import SourceSpec
 
@@ -27,6 +28,7 @@ class ReplayReport:
     source: str
     replayed: int = 0
     still_invalid: int = 0
+    erased: int = 0  # fixes carrying an erased person's identifier: dropped, not loaded
 
 
 def _table(name: str) -> sql.Identifier:
@@ -91,6 +93,17 @@ def _mark(conn: psycopg.Connection, spec: SourceSpec, fix: dict, error: str | No
     )
 
 
+def _drop_if_erased(conn: psycopg.Connection, spec: SourceSpec, fix: dict) -> bool:
+    return erasure.drop_replayed_row_if_erased(
+        conn,
+        _table(spec.table),
+        _table(spec.rejected_table),
+        spec.column_names,
+        fix["_source_file"],
+        fix["_line_number"],
+    )
+
+
 def replay_fixed_rows(conn: psycopg.Connection, spec: SourceSpec) -> ReplayReport:
     """Load every fixed, not yet replayed rejected row into raw, in one transaction."""
     report = ReplayReport(spec.name)
@@ -104,12 +117,16 @@ def replay_fixed_rows(conn: psycopg.Connection, spec: SourceSpec) -> ReplayRepor
                 report.still_invalid += 1
                 continue
             _insert_fixed_row(conn, spec, fix, values)
+            if _drop_if_erased(conn, spec, fix):
+                report.erased += 1
+                continue
             _mark(conn, spec, fix, None)
             report.replayed += 1
     log.info(
-        "%s: replayed %d fixed row(s), %d still invalid",
+        "%s: replayed %d fixed row(s), %d still invalid, %d of erased people dropped",
         spec.name,
         report.replayed,
         report.still_invalid,
+        report.erased,
     )
     return report

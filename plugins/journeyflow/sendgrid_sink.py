@@ -186,7 +186,7 @@ class SendGridSink:
         self._address = (host, port)
         self._lock = threading.Lock()
         self._accepted: list[dict[str, Any]] = []
-        self._failures: deque[tuple[int, int | None]] = deque()
+        self._failures: deque[tuple[str, int, int | None]] = deque()
         self._activity: list[dict[str, Any]] = []
         self._activity_queries: list[str] = []
         self._kill: list | None = None  # [pid, signal, after_accepting, requests to go]
@@ -254,10 +254,16 @@ class SendGridSink:
         with self._lock:
             return list(self._activity_queries)
 
-    def fail_next(self, n: int, status: int = 429, retry_after: int | None = 1) -> None:
-        """Answer the next n mail-send requests with `status` (and Retry-After when given)."""
+    def fail_next(
+        self,
+        n: int,
+        status: int = 429,
+        retry_after: int | None = 1,
+        path: str = MAIL_SEND_PATH,
+    ) -> None:
+        """Answer the next n requests to `path` (mail send unless told) with `status`."""
         with self._lock:
-            self._failures.extend([(status, retry_after)] * n)
+            self._failures.extend([(path, status, retry_after)] * n)
 
     @property
     def pending_failures(self) -> int:
@@ -284,7 +290,7 @@ class SendGridSink:
             return error_reply(404, ("not found", None))
         if route == MAIL_SEND_PATH and self._kill_due() and self._kill_fires(False):
             return error_reply(503, ("connection lost", None))
-        if route == MAIL_SEND_PATH and (failure := self._take_failure()):
+        if failure := self._take_failure(route):
             status, retry_after = failure
             extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             return error_reply(status, (_status_message(status), None), **extra)
@@ -370,9 +376,11 @@ class SendGridSink:
             self._record(path, headers, body, None)
         return Reply(201, body={"recipient_emails": body["recipient_emails"]})
 
-    def _take_failure(self) -> tuple[int, int | None] | None:
+    def _take_failure(self, route: str) -> tuple[int, int | None] | None:
         with self._lock:
-            return self._failures.popleft() if self._failures else None
+            if not self._failures or self._failures[0][0] != route:
+                return None
+            return self._failures.popleft()[1:]
 
     def _record(
         self, path: str, headers: dict[str, str], body: Any, message_id: str | None

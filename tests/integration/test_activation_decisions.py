@@ -8,6 +8,7 @@ import pytest
 
 from journeyflow.campaigns import GLOBAL_CONTROL, CampaignConfigError
 from journeyflow.decisions import in_share
+from journeyflow.erasure_identifiers import digest
 from tests.integration.activation_world import AS_OF, campaign, config, person
 
 pytestmark = pytest.mark.integration
@@ -51,8 +52,9 @@ def test_each_suppression_rule_holds_someone_back_with_the_right_reason(activati
         person("p_entered_before"),
     )
     world.conn.execute(
-        "insert into activation.erased_identifiers (identifier_type, identifier_value)"
-        " values ('profile_id', 'p_erased_profile'), ('email', 'gone@example.com')"
+        "insert into activation.erased_identifiers (identifier_type, identifier_digest)"
+        " values ('profile_id', %s), ('email', %s)",
+        (digest("p_erased_profile"), digest("gone@example.com")),
     )
     # history: two marketing messages in the last 7 days; an entry of the `once` campaign
     for day in (2, 5):

@@ -107,3 +107,30 @@ def test_fix_that_is_still_invalid_stays_in_quarantine_with_the_reason(replay_en
     assert state[0] is None
     assert "field 'ts'" in state[1]
     assert db.execute("select count(*) from raw.orders where order_id = 'o-3'").fetchone()[0] == 0
+
+
+def test_a_fix_carrying_an_erased_persons_identifier_is_dropped(replay_env, replay_dag):
+    from journeyflow.erasure_identifiers import digest
+
+    db = replay_env
+    db.execute(
+        "insert into activation.erased_identifiers (identifier_type, identifier_digest)"
+        " values ('email', %s)",
+        (digest("gone@example.com"),),
+    )
+    fix(
+        db,
+        63,
+        {
+            "order_id": "o-3",
+            "customer_email": " Gone@Example.com",
+            "amount": "7.50",
+            "currency": "USD",
+            "status": "completed",
+            "ts": "2026-10-03T10:00:00Z",
+        },
+    )
+    assert replay(replay_dag) == "success"
+    assert db.execute("select count(*) from raw.orders where order_id = 'o-3'").fetchone() == (0,)
+    left = db.execute("select count(*) from raw.orders__rejected where _line_number = 63")
+    assert left.fetchone() == (0,)

@@ -92,13 +92,16 @@ create index if not exists campaign_sends_pending
 create index if not exists campaign_sends_in_doubt
     on activation.campaign_sends (campaign_id, batch_id) where status = 'sending';
 
--- Identifiers of people who asked to be erased: never contacted again.
+-- Tombstones of people who asked to be erased (the erase_person DAG): never stitched, loaded
+-- or contacted again. Only the SHA-256 (hex) of the normalised value is kept, so the person's
+-- identifiers appear nowhere in the warehouse; compare with
+-- encode(sha256(convert_to(<normalised value>, 'UTF8')), 'hex').
 create table if not exists activation.erased_identifiers (
-    identifier_type     text        not null
-        check (identifier_type in ('profile_id', 'email', 'user_id', 'crm_id', 'phone')),
-    identifier_value    text        not null,
+    identifier_type     text        not null,
+    identifier_digest   text        not null,
     erased_at           timestamptz not null default now(),
-    primary key (identifier_type, identifier_value)
+    request_id          text,
+    primary key (identifier_type, identifier_digest)
 );
 
 -- Allowed values (named constraints, replaced when an older definition is found).
@@ -117,6 +120,28 @@ begin
             drop constraint if exists campaign_sends_status_check,
             add constraint campaign_sends_status_v2
                 check (status in ('pending', 'sending', 'sent', 'failed', 'expired'));
+    end if;
+    -- tombstones once held the value itself: keep only its digest
+    if exists (
+        select 1 from information_schema.columns where table_schema = 'activation'
+            and table_name = 'erased_identifiers' and column_name = 'identifier_value'
+    ) then
+        alter table activation.erased_identifiers
+            add column if not exists identifier_digest text,
+            add column if not exists request_id text;
+        update activation.erased_identifiers
+            set identifier_digest = encode(sha256(convert_to(identifier_value, 'UTF8')), 'hex');
+        -- dropping the column drops the primary key that included it
+        alter table activation.erased_identifiers drop column identifier_value;
+        alter table activation.erased_identifiers
+            alter column identifier_digest set not null,
+            add primary key (identifier_type, identifier_digest);
+    end if;
+    if not exists (select 1 from pg_constraint where conname = 'erased_identifiers_type_v2') then
+        alter table activation.erased_identifiers
+            drop constraint if exists erased_identifiers_identifier_type_check,
+            add constraint erased_identifiers_type_v2 check (identifier_type in
+                ('profile_id', 'email', 'user_id', 'crm_id', 'phone', 'anonymous_id'));
     end if;
 end
 $$;
