@@ -82,7 +82,7 @@ final as (
         round(cast(cohorts.median_hours_in_stage as {{ dbt.type_numeric() }}), 2) as median_hours_in_stage,
         round(cast(cohorts.p90_hours_in_stage as {{ dbt.type_numeric() }}), 2) as p90_hours_in_stage,
         cast(coalesce(cohorts.orders, 0) as bigint) as orders,
-        cast(coalesce(cohorts.revenue, 0) as {{ dbt.type_numeric() }}) as revenue,
+        round(cast(coalesce(cohorts.revenue, 0) as {{ dbt.type_numeric() }}), 2) as revenue,
         round(cast(cohorts.revenue as {{ dbt.type_numeric() }}) / nullif(cohorts.orders, 0), 2)
             as average_order_value,
         round(cast(cohorts.repeat_buyers as {{ dbt.type_numeric() }}) / nullif(cohorts.buyers, 0), 4)

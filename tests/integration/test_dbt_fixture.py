@@ -100,13 +100,18 @@ def test_deliverability_and_support_status(fixture_db):
     assert ivan["has_open_support_case"] is False
 
 
+def spells_of(db, profile_id: str) -> list[tuple]:
+    """(stage, entered_at, is_regression) of a profile's stage spells, in order."""
+    return db.execute(
+        "select stage, entered_at, is_regression from marts.fct_customer_stage_history"
+        " where profile_id = %s order by spell_number",
+        (profile_id,),
+    ).fetchall()
+
+
 def test_stage_entry_never_travels_back_in_time(fixture_db):
     erin = profile_of(fixture_db, "user_id", "u_erin")
-    entered = fixture_db.execute(
-        "select stage, entered_at from marts.fct_customer_stage_history where profile_id = %s"
-        " order by spell_number",
-        (erin,),
-    ).fetchall()
+    entered = [(stage, at) for stage, at, _ in spells_of(fixture_db, erin)]
     stages = dict(entered)
     assert stages["decision"] == datetime(2025, 2, 14, 16, tzinfo=UTC)
     assert [stage for stage, _ in entered][-1] == "decision"
@@ -120,11 +125,7 @@ def test_anonymous_visitor_stays_in_awareness(fixture_db):
 
 def test_lapsed_customer_comes_back_and_restarts_the_funnel(fixture_db):
     bob = profile_of(fixture_db, "anonymous_id", "anon-b1")
-    spells = fixture_db.execute(
-        "select stage, entered_at, is_regression from marts.fct_customer_stage_history"
-        " where profile_id = %s order by spell_number",
-        (bob,),
-    ).fetchall()
+    spells = spells_of(fixture_db, bob)
     # first order 2025-01-11 08:10, nothing for 90 days, the late order on 2025-04-20 08:10
     assert [(stage, regression) for stage, _, regression in spells] == [
         ("awareness", False),

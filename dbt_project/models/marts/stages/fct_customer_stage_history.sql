@@ -119,12 +119,20 @@ milestones as (
 
 ),
 
-last_activity as (
+{#- Last activity before each lapse: before a comeback, and the latest one if long enough ago. -#}
+lapses as (
 
-    select profile_id, max(occurred_at) as last_activity_at
+    select profile_id, previous_activity_at as active_until
+    from scoped_touchpoints
+    where is_comeback = 1
+
+    union all
+
+    select profile_id, max(occurred_at) as active_until
     from scoped_touchpoints
     where is_activity
     group by profile_id
+    having {{ dbt.dateadd('day', inactive_days, 'max(occurred_at)') }} <= {{ as_of_timestamp() }}
 
 ),
 
@@ -151,24 +159,11 @@ events as (
     select
         profile_id,
         -1 as scope_key,
-        {{ dbt.dateadd('day', inactive_days, 'previous_activity_at') }} as event_at,
+        {{ dbt.dateadd('day', inactive_days, 'active_until') }} as event_at,
         2 as event_rank,
         0 as stage_order,
         1 as lapse_step
-    from scoped_touchpoints
-    where is_comeback = 1
-
-    union all
-
-    select
-        profile_id,
-        -1 as scope_key,
-        {{ dbt.dateadd('day', inactive_days, 'last_activity_at') }} as event_at,
-        2 as event_rank,
-        0 as stage_order,
-        1 as lapse_step
-    from last_activity
-    where {{ dbt.dateadd('day', inactive_days, 'last_activity_at') }} <= {{ as_of_timestamp() }}
+    from lapses
 
 ),
 
