@@ -19,6 +19,7 @@ SCHEMA = "reporting"
 TREND_METRICS = (
     ("active_customers", "Active customers", 0),
     ("new_customers", "New customers", 0),
+    ("lapsed_customers", "Customers who lapsed (churn risk)", 0),
     ("orders", "Completed orders", 0),
     ("revenue", "Revenue", 0),
     ("purchase_rate", "Purchase rate (ordering / active)", 3),

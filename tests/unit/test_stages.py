@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,27 @@ def test_sankey_draws_lapses_and_comebacks_and_rejects_unknown_stages():
     assert ">lapsed 4<" in svg
     with pytest.raises(ValueError, match="churned"):
         charts.sankey_chart([charts.Flow("awareness", "churned", 1)])
+
+
+def _stage_value_sets() -> list[tuple[str, str, list[str]]]:
+    found = []
+    for path in sorted((ROOT / "expectations" / "expectations").glob("*/*.json")):
+        for expectation in json.loads(path.read_text())["expectations"]:
+            kwargs = expectation["kwargs"]
+            if "stage" in str(kwargs.get("column", "")) and "value_set" in kwargs:
+                found.append((path.stem, kwargs["column"], kwargs["value_set"]))
+    return found
+
+
+def test_quality_gates_accept_exactly_the_stages_of_the_rules():
+    value_sets = _stage_value_sets()
+    assert {table for table, _, _ in value_sets} >= {
+        "fct_customer_stage_history",
+        "customer_current_stage",
+        "kpi_stage_daily",
+        "rpt_funnel_weekly",
+        "rpt_stage_flow",
+    }
+    for table, column, values in value_sets:
+        extra = {"new"} if column == "from_stage" else set()
+        assert set(values) == set(journey_stages()) | extra, (table, column)
