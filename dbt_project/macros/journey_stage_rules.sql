@@ -182,6 +182,13 @@
 -#}
 {% macro stage_condition_entries(condition, relation) -%}
     {%- set n = condition.at_least -%}
+    {%- if n == 1 -%}
+    {#- the first match: no window needed (a 1-touchpoint window always holds) -#}
+    select profile_id, scope_key, min(occurred_at) as qualified_at
+    from {{ relation }}
+    where {{ stage_condition_matches(condition, 'touchpoint_type') }}
+    group by profile_id, scope_key
+    {%- else -%}
     select
         profile_id,
         scope_key,
@@ -209,4 +216,5 @@
         and occurred_at <= {{ dbt.dateadd('day', condition.within_days_of_first, 'first_at') }}
     {%- endif %}
     group by profile_id, scope_key
+    {%- endif -%}
 {%- endmacro %}
