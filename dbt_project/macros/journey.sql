@@ -1,8 +1,3 @@
-{#- Journey stages in funnel order. -#}
-{% macro journey_stages() -%}
-    {{ return(['awareness', 'consideration', 'decision', 'retention']) }}
-{%- endmacro %}
-
 {#- Elapsed hours between two timestamps, as a decimal number. -#}
 {% macro hours_between(start_column, end_column) -%}
     {{ return(adapter.dispatch('hours_between', 'journeyflow')(start_column, end_column)) }}
@@ -37,6 +32,15 @@
 
 {% macro default__median(expression) -%}
     percentile_cont(0.5) within group (order by {{ expression }})
+{%- endmacro %}
+
+{#- A percentile (0-1) of an expression, as an aggregate. -#}
+{% macro percentile(fraction, expression) -%}
+    {{ return(adapter.dispatch('percentile', 'journeyflow')(fraction, expression)) }}
+{%- endmacro %}
+
+{% macro default__percentile(fraction, expression) -%}
+    percentile_cont({{ fraction }}) within group (order by {{ expression }})
 {%- endmacro %}
 
 {#- Timestamp of the dbt invocation, as a SQL literal (same value for every model in a run). -#}

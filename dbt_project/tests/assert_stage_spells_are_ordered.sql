@@ -1,4 +1,5 @@
--- Stage spells of a profile follow the funnel order in time and chain without gaps.
+-- Stage spells of a profile chain in time without gaps, numbered 1, 2, ... in that order,
+-- and two spells in a row are never in the same stage.
 with
 
 spells as (
@@ -6,9 +7,13 @@ spells as (
     select
         profile_id,
         stage,
+        spell_number,
         entered_at,
         exited_at,
-        lead(entered_at) over (partition by profile_id order by stage_order) as next_entered_at
+        entered_from,
+        lag(stage) over (partition by profile_id order by spell_number) as previous_stage,
+        lead(entered_at) over (partition by profile_id order by spell_number) as next_entered_at,
+        row_number() over (partition by profile_id order by spell_number) as expected_number
     from {{ ref('fct_customer_stage_history') }}
 
 )
@@ -16,5 +21,8 @@ spells as (
 select *
 from spells
 where exited_at < entered_at
+    or spell_number <> expected_number
+    or stage = previous_stage
+    or coalesce(entered_from, '') <> coalesce(previous_stage, '')
     or (next_entered_at is not null and exited_at <> next_entered_at)
     or (next_entered_at is null and exited_at is not null)

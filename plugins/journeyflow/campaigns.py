@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-STAGES = ("awareness", "consideration", "decision", "retention")
+from journeyflow.stages import journey_stages
+
 TRIGGER_KINDS = ("entered_stage", "stalled_in_stage", "abandoned", "sql")
 ENTRY_LIMITS = ("after_exit", "once", "every_days")
 GLOBAL_CONTROL = "_global_control"  # assignment scope of the global control group
@@ -183,8 +184,9 @@ def _time_zone(value: Any, where: str) -> str:
 
 
 def _stage(value: Any, where: str) -> str:
-    if value not in STAGES:
-        raise _fail(where, f"{value!r} not in {list(STAGES)}")
+    stages = journey_stages()
+    if value not in stages:
+        raise _fail(where, f"{value!r} not in {list(stages)}")
     return value
 
 

@@ -19,6 +19,7 @@ SCHEMA = "reporting"
 TREND_METRICS = (
     ("active_customers", "Active customers", 0),
     ("new_customers", "New customers", 0),
+    ("lapsed_customers", "Customers who lapsed (churn risk)", 0),
     ("orders", "Completed orders", 0),
     ("revenue", "Revenue", 0),
     ("purchase_rate", "Purchase rate (ordering / active)", 3),
@@ -66,7 +67,8 @@ def _funnel(conn: psycopg.Connection) -> Chart:
         "funnel",
         "Funnel and drop-off",
         "Customers who reached each journey stage, and how many of them moved on or dropped "
-        "off (so far). Stages may be skipped, e.g. a first order without browsing.",
+        "off (so far). Stages may be skipped, e.g. a first order without browsing; lapsed "
+        "customers (no activity for a while) are shown last, with how many came back.",
         svg,
     )
 
@@ -81,7 +83,8 @@ def _stage_flow(conn: psycopg.Connection) -> Chart:
     return Chart(
         "stage_flow",
         "Stage flow",
-        "How customers move between stages over the whole history; band width = customers.",
+        "How customers move between stages over the whole history, into and out of lapsed "
+        "too; band width = customers.",
         charts.sankey_chart(flows),
     )
 

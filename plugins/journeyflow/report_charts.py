@@ -5,14 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from journeyflow.stages import LAPSED, journey_stages
+
 STAGE_COLOURS = {
     "new": "#94a3b8",
     "awareness": "#6366f1",
     "consideration": "#0ea5e9",
     "decision": "#10b981",
     "retention": "#f59e0b",
+    LAPSED: "#ef4444",
 }
-FLOW_ORDER = ("new", "awareness", "consideration", "decision", "retention")
+OTHER_STAGE_COLOUR = "#64748b"  # stages added to the rules without a colour of their own
+
+
+def stage_colour(stage: str) -> str:
+    """The colour of a stage in every chart."""
+    return STAGE_COLOURS.get(stage, OTHER_STAGE_COLOUR)
+
+
+def flow_order() -> tuple[str, ...]:
+    """Sankey columns: first touchpoint, the stages of the rules in order, then lapsed."""
+    return ("new", *journey_stages())
 
 
 def number(value: float | int | None, decimals: int = 0) -> str:
@@ -76,7 +89,8 @@ def funnel_chart(stages: list[FunnelStage]) -> str:
         bar = (width - left - 20) * stage.entered / top
         first = stages[0].entered or 1
         tip = (
-            f"{stage.stage}: {stage.entered:,} customers ({stage.entered / first:.1%} of awareness)"
+            f"{stage.stage}: {stage.entered:,} customers"
+            f" ({stage.entered / first:.1%} of {stages[0].stage})"
         )
         body.append(_text(left - 10, y + 22, stage.stage, text_anchor="end", class_="label"))
         body.append(
@@ -88,7 +102,7 @@ def funnel_chart(stages: list[FunnelStage]) -> str:
                 width=max(bar, 1.0),
                 height=32.0,
                 rx="4",
-                fill=STAGE_COLOURS[stage.stage],
+                fill=stage_colour(stage.stage),
             )
         )
         body.append(_text(left + 8, y + 21, number(stage.entered), class_="on-bar"))
@@ -98,7 +112,10 @@ def funnel_chart(stages: list[FunnelStage]) -> str:
                 _text(
                     left,
                     y + 50,
-                    f"{stage.converted:,} moved on ({1 - share:.0%}), "
+                    f"{stage.converted:,} came back ({1 - share:.0%}), "
+                    f"{stage.dropped_off:,} still lapsed ({share:.0%})"
+                    if stage.stage == LAPSED
+                    else f"{stage.converted:,} moved on ({1 - share:.0%}), "
                     f"{stage.dropped_off:,} dropped off ({share:.0%})",
                     class_="note",
                 )
@@ -113,7 +130,7 @@ class Flow:
     customers: int
 
 
-def _node_totals(flows: list[Flow]) -> dict[str, int]:
+def _node_totals(flows: list[Flow], order: tuple[str, ...]) -> dict[str, int]:
     incoming: dict[str, int] = {}
     outgoing: dict[str, int] = {}
     for flow in flows:
@@ -121,7 +138,7 @@ def _node_totals(flows: list[Flow]) -> dict[str, int]:
         outgoing[flow.source] = outgoing.get(flow.source, 0) + flow.customers
     return {
         node: max(incoming.get(node, 0), outgoing.get(node, 0))
-        for node in FLOW_ORDER
+        for node in order
         if node in incoming or node in outgoing
     }
 
@@ -129,10 +146,14 @@ def _node_totals(flows: list[Flow]) -> dict[str, int]:
 def sankey_chart(flows: list[Flow]) -> str:
     """Stage-flow Sankey: one column per stage, bands as wide as the customers who moved."""
     width, height, node_width, top = 960, 340, 16, 28
-    totals = _node_totals(flows)
+    order = flow_order()
+    unknown = {node for flow in flows for node in (flow.source, flow.target)} - set(order)
+    if unknown:
+        raise ValueError(f"stage flow has stages the rules do not define: {sorted(unknown)}")
+    totals = _node_totals(flows, order)
     if not totals:
         return ""
-    columns = [node for node in FLOW_ORDER if node in totals]
+    columns = [node for node in order if node in totals]
     scale = (height - top - 10) / max(totals.values())
     step = (width - node_width - 40) / max(len(columns) - 1, 1)
     x = {node: 20 + index * step for index, node in enumerate(columns)}
@@ -140,7 +161,7 @@ def sankey_chart(flows: list[Flow]) -> str:
     out_offset = dict.fromkeys(columns, 0.0)
     in_offset = dict.fromkeys(columns, 0.0)
     body: list[str] = []
-    ordered = sorted(flows, key=lambda f: (FLOW_ORDER.index(f.source), FLOW_ORDER.index(f.target)))
+    ordered = sorted(flows, key=lambda f: (order.index(f.source), order.index(f.target)))
     for flow in ordered:
         band = flow.customers * scale
         x0, x1 = x[flow.source] + node_width, x[flow.target]
@@ -155,7 +176,7 @@ def sankey_chart(flows: list[Flow]) -> str:
                 "path",
                 f"{flow.source} → {flow.target}: {flow.customers:,} customers",
                 d=path,
-                stroke=STAGE_COLOURS[flow.target],
+                stroke=stage_colour(flow.target),
                 stroke_width=f"{max(band, 1):.1f}",
                 fill="none",
                 class_="band",
@@ -164,7 +185,7 @@ def sankey_chart(flows: list[Flow]) -> str:
     for node in columns:
         body.append(
             f'<rect x="{x[node]:.1f}" y="{y[node]:.1f}" width="{node_width}"'
-            f' height="{max(totals[node] * scale, 1):.1f}" fill="{STAGE_COLOURS[node]}"/>'
+            f' height="{max(totals[node] * scale, 1):.1f}" fill="{stage_colour(node)}"/>'
         )
         anchor = "start" if node == columns[0] else "end" if node == columns[-1] else "middle"
         label_x = x[node] + (0 if anchor == "start" else node_width if anchor == "end" else 8)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 
 from journeyflow import ops
+from journeyflow.stages import journey_stages
 
 DAG_ID = "journey_pipeline"
-STAGE_ORDER = ["awareness", "consideration", "decision", "retention"]
 
 
 def _rows(conn: psycopg.Connection, query: str, params: tuple = ()) -> list[tuple]:
@@ -141,7 +141,7 @@ def format_summary(summary: dict, wall_seconds: float) -> str:
         f"Resolved profiles: {summary['profiles']:,} from {summary['identifiers']:,} identifiers"
     )
     lines.append("Customers per current journey stage")
-    for stage in STAGE_ORDER:
+    for stage in journey_stages():
         lines.append(f"  {stage:<14} {summary['stages'].get(stage, 0):>7,}")
     orders, revenue, aov, repeat_rate = summary["kpis"]
     lines.append("")

@@ -45,8 +45,9 @@ create table marts.fct_touchpoints (
 );
 create table marts.fct_customer_stage_history (
     stage_spell_id text primary key, profile_id text not null, stage text not null,
-    stage_order integer, entered_at timestamptz not null, exited_at timestamptz,
-    entered_from text, hours_in_stage numeric, is_current boolean not null
+    stage_order integer, spell_number integer, entered_at timestamptz not null,
+    exited_at timestamptz, entered_from text, exited_to text, hours_in_stage numeric,
+    is_regression boolean, is_current boolean not null
 );
 """
 

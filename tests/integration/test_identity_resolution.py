@@ -345,7 +345,7 @@ def test_history_is_restitched_into_built_tables(graph, db):
     assert len(touchpoints) == 5
     stages = db.execute(
         "select stage, entered_at from marts.fct_customer_stage_history"
-        " where profile_id = %s order by stage_order",
+        " where profile_id = %s order by spell_number",
         (survivor,),
     ).fetchall()
     # the journey starts with the anonymous visit, not with the login

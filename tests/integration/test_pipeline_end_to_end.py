@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from journeyflow.stages import journey_stages
 from tests.integration.conftest import LOGICAL_DATE, TEST_API_KEY, reporting_fingerprint
 from tests.integration.identity_oracle import expected_profile_count
 
@@ -92,7 +93,8 @@ def test_reporting_tables_are_built(first_run, db):
         "select count(distinct (entered_at at time zone 'UTC')::date), count(*)"
         " from marts.fct_customer_stage_history"
     ).fetchone()
-    assert _count(db, "reporting.rpt_funnel_daily") == days * 4  # zero-filled day x stage grid
+    # zero-filled day x stage grid, lapsed included
+    assert _count(db, "reporting.rpt_funnel_daily") == days * len(journey_stages())
     assert db.execute("select sum(entered) from reporting.rpt_funnel_daily").fetchone()[0] == spells
     windows = db.execute(
         "select count(*) from ("

@@ -207,8 +207,8 @@ def test_bad_reporting_build_is_never_published(dag, gdb, clean_run):
     """Write-audit-publish: a reporting build that fails its gate stays aside; BI sees the old."""
     reporting = reporting_fingerprint(gdb)
     gdb.execute(
-        "update marts.kpi_stage_conversion_daily set conversion_rate = 1.5"
-        " where (day, stage) in (select day, stage from marts.kpi_stage_conversion_daily"
+        "update marts.kpi_stage_daily set conversion_rate = 1.5"
+        " where (day, stage) in (select day, stage from marts.kpi_stage_daily"
         " where conversion_rate is not null order by day, stage limit 2)"
     )
     # The marts are taken as built and gated: only the reporting gate can catch this.

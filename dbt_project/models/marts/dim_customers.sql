@@ -346,7 +346,7 @@ final as (
         current_stage.current_stage,
         current_stage.current_stage_entered_at,
         coalesce(
-            current_stage.current_stage <> 'retention'
+            current_stage.current_stage not in {{ stage_list_sql([journey_funnel_stages() | last, lapsed_stage()]) }}
             and current_stage.current_stage_entered_at
                 < {{ dbt.dateadd('day', -1 * var('stalled_days'), as_of_timestamp()) }},
             false

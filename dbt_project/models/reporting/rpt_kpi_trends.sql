@@ -1,7 +1,7 @@
 {#-
     Weekly business KPIs for trend lines, one row per ISO week (Monday start, UTC) with any
-    touchpoint: active, new and ordering customers, orders, revenue and the stage entries
-    of the week. Counts and sums only, no personal data.
+    touchpoint: active, new and ordering customers, orders, revenue, the first entries into
+    each stage and the customers who lapsed that week. Counts and sums only, no personal data.
 -#}
 
 with
@@ -32,15 +32,27 @@ activity as (
 
 ),
 
+{#- A funnel stage counts the first time a customer enters it (not again after lapsing). -#}
+first_entries as (
+
+    select
+        entered_at,
+        stage,
+        row_number() over (partition by profile_id, stage order by spell_number) as entry_number
+    from stage_history
+
+),
+
 stage_entries as (
 
     select
         {{ week_start(utc_date('entered_at')) }} as week_start,
-        sum(case when stage = 'awareness' then 1 else 0 end) as new_customers,
-        sum(case when stage = 'consideration' then 1 else 0 end) as entered_consideration,
-        sum(case when stage = 'decision' then 1 else 0 end) as first_orders,
-        sum(case when stage = 'retention' then 1 else 0 end) as entered_retention
-    from stage_history
+        sum(case when stage = 'awareness' and entry_number = 1 then 1 else 0 end) as new_customers,
+        sum(case when stage = 'consideration' and entry_number = 1 then 1 else 0 end) as entered_consideration,
+        sum(case when stage = 'decision' and entry_number = 1 then 1 else 0 end) as first_orders,
+        sum(case when stage = 'retention' and entry_number = 1 then 1 else 0 end) as entered_retention,
+        sum(case when stage = '{{ lapsed_stage() }}' then 1 else 0 end) as lapsed_customers
+    from first_entries
     group by {{ week_start(utc_date('entered_at')) }}
 
 ),
@@ -54,6 +66,7 @@ final as (
         cast(coalesce(stage_entries.entered_consideration, 0) as bigint) as entered_consideration,
         cast(coalesce(stage_entries.first_orders, 0) as bigint) as first_orders,
         cast(coalesce(stage_entries.entered_retention, 0) as bigint) as entered_retention,
+        cast(coalesce(stage_entries.lapsed_customers, 0) as bigint) as lapsed_customers,
         cast(activity.ordering_customers as bigint) as ordering_customers,
         cast(activity.orders as bigint) as orders,
         cast(round(activity.revenue, 2) as {{ dbt.type_numeric() }}) as revenue,

@@ -2,8 +2,8 @@
     Stage flow for Sankey diagrams: how many customers moved from one journey stage to
     another, per ISO week (Monday start, UTC) of the move, and the median time they had
     spent in the stage they left. A customer's first stage comes from 'new' (their first
-    touchpoint). Stages only move forward and may be skipped, so awareness -> decision is a
-    real flow. Counts only, no personal data.
+    touchpoint). Stages may be skipped, so awareness -> decision is a real flow, and moves
+    into and out of lapsed (regressions) are flows too. Counts only, no personal data.
 -#}
 
 with
@@ -25,7 +25,7 @@ moves as (
     from stage_history as spell
     left join stage_history as previous_spell
         on previous_spell.profile_id = spell.profile_id
-        and previous_spell.stage = spell.entered_from
+        and previous_spell.spell_number = spell.spell_number - 1
 
 ),
 

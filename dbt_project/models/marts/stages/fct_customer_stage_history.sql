@@ -1,0 +1,271 @@
+{#-
+    Journey stage spells: one row per profile per stay in a stage, built from the rules in
+    var('journey_stage_rules') (dbt_project.yml). Funnel stages are entered when one of their
+    conditions first holds, never before the previous stage (no time travel), and may be
+    skipped. `lapsed` is entered after_inactive_days after the last activity (for the current
+    spell: only once that moment is not after var('as_of')); the next activity ends it and the
+    profile re-enters the funnel (reentry: restart = from its new touchpoints only, resume =
+    at the furthest stage reached before). A spell ends when the next one starts.
+-#}
+
+{%- set config = journey_stage_config() -%}
+{%- set inactive_days = config.lapsed.after_inactive_days -%}
+{%- set lapsed_order = config.lapsed.order -%}
+
+with
+
+touchpoints as (
+
+    select * from {{ ref('fct_touchpoints') }}
+
+),
+
+activity_marked as (
+
+    select
+        profile_id,
+        touchpoint_id,
+        touchpoint_type,
+        occurred_at,
+        {{ is_customer_activity('touchpoint_type') }} as is_activity,
+        max(case when {{ is_customer_activity('touchpoint_type') }} then occurred_at end) over (
+            partition by profile_id
+            order by occurred_at, touchpoint_id
+            rows between unbounded preceding and 1 preceding
+        ) as previous_activity_at
+    from touchpoints
+
+),
+
+comebacks_marked as (
+
+    select
+        *,
+        case
+            when is_activity
+                and occurred_at > {{ dbt.dateadd('day', inactive_days, 'previous_activity_at') }}
+                then 1
+            else 0
+        end as is_comeback
+    from activity_marked
+
+),
+
+{#- The active period a touchpoint belongs to: the number of comebacks before it. -#}
+scoped_touchpoints as (
+
+    select
+        profile_id,
+        touchpoint_id,
+        touchpoint_type,
+        occurred_at,
+        is_activity,
+        previous_activity_at,
+        is_comeback,
+        {% if config.reentry == 'restart' -%}
+        sum(is_comeback) over (
+            partition by profile_id
+            order by occurred_at, touchpoint_id
+            rows between unbounded preceding and current row
+        )
+        {%- else -%}
+        0
+        {%- endif %} as scope_key
+    from comebacks_marked
+
+),
+
+{% for stage in config.stages %}
+{% for condition in stage.conditions %}
+{{ stage.name }}_condition_{{ loop.index }} as (
+
+    {{ stage_condition_entries(condition, 'scoped_touchpoints') }}
+
+),
+
+{% endfor %}
+{% endfor %}
+
+stage_candidates as (
+
+    select profile_id, scope_key, stage_order, min(qualified_at) as candidate_at
+    from (
+        {% for stage in config.stages %}
+        {% set stage_loop = loop %}
+        {% for condition in stage.conditions %}
+        select profile_id, scope_key, {{ stage.order }} as stage_order, qualified_at
+        from {{ stage.name }}_condition_{{ loop.index }}
+        {% if not (loop.last and stage_loop.last) %}union all{% endif %}
+        {% endfor %}
+        {% endfor %}
+    ) as qualified
+    group by profile_id, scope_key, stage_order
+
+),
+
+{#- A stage is never entered before the previous stage reached in the same scope. -#}
+milestones as (
+
+    select
+        profile_id,
+        scope_key,
+        stage_order,
+        max(candidate_at) over (
+            partition by profile_id, scope_key
+            order by stage_order
+            rows between unbounded preceding and current row
+        ) as entered_at
+    from stage_candidates
+
+),
+
+{#- Last activity before each lapse: before a comeback, and the latest one if long enough ago. -#}
+lapses as (
+
+    select profile_id, previous_activity_at as active_until
+    from scoped_touchpoints
+    where is_comeback = 1
+
+    union all
+
+    select profile_id, max(occurred_at) as active_until
+    from scoped_touchpoints
+    where is_activity
+    group by profile_id
+    having {{ dbt.dateadd('day', inactive_days, 'max(occurred_at)') }} <= {{ as_of_timestamp() }}
+
+),
+
+{#- Ordered events; event_rank orders ties: comeback, then milestones, then a lapse. -#}
+events as (
+
+    select profile_id, scope_key, entered_at as event_at, 1 as event_rank, stage_order, 0 as lapse_step
+    from milestones
+
+    union all
+
+    select
+        profile_id,
+        scope_key,
+        occurred_at as event_at,
+        0 as event_rank,
+        0 as stage_order,
+        -1 as lapse_step
+    from scoped_touchpoints
+    where is_comeback = 1
+
+    union all
+
+    select
+        profile_id,
+        -1 as scope_key,
+        {{ dbt.dateadd('day', inactive_days, 'active_until') }} as event_at,
+        2 as event_rank,
+        0 as stage_order,
+        1 as lapse_step
+    from lapses
+
+),
+
+{#- The state after each event: lapsed, else the furthest stage reached in the scope. -#}
+states as (
+
+    select
+        profile_id,
+        event_at,
+        event_rank,
+        scope_key,
+        stage_order,
+        case
+            when sum(lapse_step) over (
+                partition by profile_id
+                order by event_at, event_rank, scope_key, stage_order
+                rows between unbounded preceding and current row
+            ) > 0
+                then {{ lapsed_order }}
+            else max(case when event_rank = 1 then stage_order end) over (
+                partition by profile_id, scope_key
+                order by event_at, event_rank, stage_order
+                rows between unbounded preceding and current row
+            )
+        end as state_order
+    from events
+
+),
+
+changes as (
+
+    select
+        profile_id,
+        event_at,
+        state_order,
+        lag(state_order) over (
+            partition by profile_id
+            order by event_at, event_rank, scope_key, stage_order
+        ) as previous_state_order,
+        row_number() over (
+            partition by profile_id
+            order by event_at, event_rank, scope_key, stage_order
+        ) as event_number
+    from states
+    where state_order is not null
+
+),
+
+spells as (
+
+    select
+        profile_id,
+        state_order as stage_order,
+        {{ stage_name_sql('state_order') }} as stage,
+        event_at as entered_at,
+        row_number() over (partition by profile_id order by event_number) as spell_number
+    from changes
+    where previous_state_order is null or previous_state_order <> state_order
+
+),
+
+linked as (
+
+    select
+        profile_id,
+        stage,
+        stage_order,
+        spell_number,
+        entered_at,
+        lead(entered_at) over (partition by profile_id order by spell_number) as exited_at,
+        lag(stage) over (partition by profile_id order by spell_number) as entered_from,
+        lag(stage, 2) over (partition by profile_id order by spell_number) as stage_before_lapse,
+        lead(stage) over (partition by profile_id order by spell_number) as exited_to
+    from spells
+
+),
+
+final as (
+
+    select
+        {{ dbt.hash(dbt.concat(["profile_id", "'|'", "cast(spell_number as " ~ dbt.type_string() ~ ")"])) }}
+            as stage_spell_id,
+        profile_id,
+        stage,
+        cast(stage_order as integer) as stage_order,
+        cast(spell_number as integer) as spell_number,
+        entered_at,
+        exited_at,
+        entered_from,
+        exited_to,
+        round({{ hours_between('entered_at', 'exited_at') }}, 2) as hours_in_stage,
+        coalesce(
+            case
+                when entered_from = '{{ lapsed_stage() }}'
+                    then {{ stage_rank_sql('stage') }} < {{ stage_rank_sql('stage_before_lapse') }}
+                else {{ stage_rank_sql('stage') }} < {{ stage_rank_sql('entered_from') }}
+            end,
+            false
+        ) as is_regression,
+        exited_at is null as is_current
+    from linked
+
+)
+
+select * from final
