@@ -156,10 +156,13 @@
 {%- endmacro %}
 
 {#-
-    CTEs `<prefix>_pointer_marks` and `<prefix>_pointers`: for each candidate start of
-    `candidates` (group_column, profile_id, entry_number, started_at, ended_at), the number of
-    the first later candidate at or after its end, where the next attempt would start.
-    Window functions only: an end mark sorts before a start at the same instant.
+    CTEs ending in `<prefix>_chosen`: the candidates (group_column, profile_id, entry_number,
+    start_touchpoint_id, started_at, ended_at, is_final) that start an attempt, with
+    attempt_number and attempt_id (hash of group, profile and starting touchpoint). Each
+    candidate points to the first later one at or after its end, where the next attempt
+    would start (window functions only: an end mark sorts before a start at the same
+    instant); the chain follows the pointers from each profile's first candidate and stops
+    after an is_final one.
 -#}
 {% macro next_entry_pointers(candidates, group_column, prefix) -%}
 {{ prefix }}_pointer_marks as (
@@ -245,6 +248,22 @@
         and candidates.entry_number = chain.next_entry_number
     where not chain.is_final
 
+),
+
+{#- the candidates that start an attempt, with their attempt number -#}
+{{ prefix }}_chosen as (
+
+    select
+        candidates.*,
+        cast(chain.attempt_number as integer) as attempt_number,
+        {{ dbt.hash(dbt.concat(["candidates." ~ group_column, "'|'", "candidates.profile_id", "'|'", "candidates.start_touchpoint_id"])) }}
+            as attempt_id
+    from {{ prefix }}_chain as chain
+    inner join {{ candidates }} as candidates
+        on candidates.{{ group_column }} = chain.{{ group_column }}
+        and candidates.profile_id = chain.profile_id
+        and candidates.entry_number = chain.entry_number
+
 )
 {%- endmacro %}
 
@@ -291,4 +310,11 @@
     {%- if not loop.last %}
     union all{% endif %}
     {%- endfor %}
+{%- endmacro %}
+
+{#- fct_touchpoints up to the as-of time (later ones are not seen yet), as a CTE body. -#}
+{% macro touchpoints_until_as_of(columns) -%}
+    select {{ columns | join(', ') }}
+    from {{ ref('fct_touchpoints') }}
+    where occurred_at <= {{ as_of_timestamp() }}
 {%- endmacro %}

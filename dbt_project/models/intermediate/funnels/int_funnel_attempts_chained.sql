@@ -10,11 +10,7 @@
 with recursive
 
 touchpoints as (
-
-    select touchpoint_id, profile_id, touchpoint_type, occurred_at
-    from {{ ref('fct_touchpoints') }}
-    where occurred_at <= {{ as_of_timestamp() }}
-
+    {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'touchpoint_type', 'occurred_at']) }}
 ),
 
 first_steps as (
@@ -58,19 +54,14 @@ candidates as (
 final as (
 
     select
-        {{ dbt.hash(dbt.concat(["candidates.funnel", "'|'", "candidates.profile_id", "'|'", "candidates.start_touchpoint_id"])) }}
-            as attempt_id,
-        candidates.funnel,
-        candidates.profile_id,
-        cast(chain.attempt_number as integer) as attempt_number,
-        candidates.start_touchpoint_id,
-        candidates.started_at,
-        candidates.ended_at as window_ends_at
-    from attempt_chain as chain
-    inner join candidates
-        on candidates.funnel = chain.funnel
-        and candidates.profile_id = chain.profile_id
-        and candidates.entry_number = chain.entry_number
+        attempt_id,
+        funnel,
+        profile_id,
+        attempt_number,
+        start_touchpoint_id,
+        started_at,
+        ended_at as window_ends_at
+    from attempt_chosen
 
 )
 

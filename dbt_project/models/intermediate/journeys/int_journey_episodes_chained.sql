@@ -12,11 +12,7 @@
 with recursive
 
 touchpoints as (
-
-    select touchpoint_id, profile_id, touchpoint_type, occurred_at
-    from {{ ref('fct_touchpoints') }}
-    where occurred_at <= {{ as_of_timestamp() }}
-
+    {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'touchpoint_type', 'occurred_at']) }}
 ),
 
 journey_settings as (
@@ -101,7 +97,7 @@ candidates as (
         journey,
         profile_id,
         entry_number,
-        entry_touchpoint_id,
+        entry_touchpoint_id as start_touchpoint_id,
         started_at,
         timeout_at,
         completed_at,
@@ -122,29 +118,23 @@ candidates as (
 final as (
 
     select
-        {{ dbt.hash(dbt.concat(["candidates.journey", "'|'", "candidates.profile_id", "'|'", "candidates.entry_touchpoint_id"])) }}
-            as episode_id,
-        candidates.journey,
-        candidates.profile_id,
-        cast(chain.attempt_number as integer) as episode_number,
-        candidates.entry_touchpoint_id,
-        candidates.started_at,
-        candidates.timeout_at,
+        attempt_id as episode_id,
+        journey,
+        profile_id,
+        attempt_number as episode_number,
+        start_touchpoint_id as entry_touchpoint_id,
+        started_at,
+        timeout_at,
         case
-            when candidates.completed_at is not null then 'completed'
-            when candidates.timeout_at <= {{ as_of_timestamp() }} then 'abandoned'
+            when completed_at is not null then 'completed'
+            when timeout_at <= {{ as_of_timestamp() }} then 'abandoned'
             else 'open'
         end as state,
-        candidates.completed_at,
+        completed_at,
         case
-            when candidates.completed_at is null and candidates.timeout_at <= {{ as_of_timestamp() }}
-                then candidates.timeout_at
+            when completed_at is null and timeout_at <= {{ as_of_timestamp() }} then timeout_at
         end as abandoned_at
-    from episode_chain as chain
-    inner join candidates
-        on candidates.journey = chain.journey
-        and candidates.profile_id = chain.profile_id
-        and candidates.entry_number = chain.entry_number
+    from episode_chosen
 
 )
 

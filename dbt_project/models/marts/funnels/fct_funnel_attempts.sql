@@ -16,11 +16,7 @@ attempts as (
 ),
 
 touchpoints as (
-
-    select profile_id, touchpoint_type, occurred_at
-    from {{ ref('fct_touchpoints') }}
-    where occurred_at <= {{ as_of_timestamp() }}
-
+    {{ touchpoints_until_as_of(['profile_id', 'touchpoint_type', 'occurred_at']) }}
 ),
 
 funnel_steps as (

@@ -17,11 +17,7 @@ episodes as (
 ),
 
 touchpoints as (
-
-    select touchpoint_id, profile_id, channel, touchpoint_type, occurred_at, amount
-    from {{ ref('fct_touchpoints') }}
-    where occurred_at <= {{ as_of_timestamp() }}
-
+    {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'channel', 'touchpoint_type', 'occurred_at', 'amount']) }}
 ),
 
 journey_settings as (
