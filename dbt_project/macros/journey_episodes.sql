@@ -157,55 +157,59 @@
 
 {#-
     CTEs ending in `<prefix>_chosen`: the candidates (group_column, profile_id, entry_number,
-    start_touchpoint_id, started_at, ended_at, is_final) that start an attempt, with
+    started_at and the `columns` carried along, among them start_touchpoint_id, ended_at and
+    is_final) that start an attempt, with
     attempt_number and attempt_id (hash of group, profile and starting touchpoint). Each
     candidate points to the first later one at or after its end, where the next attempt
     would start (window functions only: an end mark sorts before a start at the same
     instant); the chain follows the pointers from each profile's first candidate and stops
     after an is_final one.
 -#}
-{% macro next_entry_pointers(candidates, group_column, prefix) -%}
+{% macro next_entry_pointers(candidates, group_column, prefix, columns) -%}
+{#- end marks carry the candidate (columns), start marks only count -#}
 {{ prefix }}_pointer_marks as (
-
-    select {{ group_column }}, profile_id, entry_number, started_at as marked_at, 1 as mark_rank, 1 as is_start
-    from {{ candidates }}
-    union all
-    select {{ group_column }}, profile_id, entry_number, ended_at, 0, 0
-    from {{ candidates }}
-
-),
-
-{{ prefix }}_pointers as (
 
     select
         {{ group_column }},
         profile_id,
         entry_number,
-        is_start,
-        sum(is_start) over (
-            partition by {{ group_column }}, profile_id
-            order by marked_at, mark_rank
-            rows between unbounded preceding and current row
-        ) as starts_before_end
-    from {{ prefix }}_pointer_marks
+        {{ columns | join(', ') }},
+        ended_at as marked_at,
+        0 as mark_rank,
+        0 as is_start
+    from {{ candidates }}
+    union all
+    select
+        {{ group_column }},
+        profile_id,
+        null,
+        {%- for column in columns %} null,{% endfor %}
+        started_at,
+        1,
+        1
+    from {{ candidates }}
 
 ),
 
 {{ prefix }}_next as (
 
     select
-        candidates.*,
+        *,
         case
-            when pointers.starts_before_end + 1 > candidates.entry_number
-                then pointers.starts_before_end + 1
-            else candidates.entry_number + 1
+            when starts_before_end + 1 > entry_number then starts_before_end + 1
+            else entry_number + 1
         end as next_entry_number
-    from {{ candidates }} as candidates
-    inner join {{ prefix }}_pointers as pointers
-        on pointers.{{ group_column }} = candidates.{{ group_column }}
-        and pointers.profile_id = candidates.profile_id
-        and pointers.entry_number = candidates.entry_number
-        and pointers.is_start = 0
+    from (
+        select
+            {{ prefix }}_pointer_marks.*,
+            sum(is_start) over (
+                partition by {{ group_column }}, profile_id
+                order by marked_at, mark_rank
+                rows between unbounded preceding and current row
+            ) as starts_before_end
+        from {{ prefix }}_pointer_marks
+    ) as counted
+    where is_start = 0
 
 ),
 
@@ -259,7 +263,7 @@
         {{ dbt.hash(dbt.concat(["candidates." ~ group_column, "'|'", "candidates.profile_id", "'|'", "candidates.start_touchpoint_id"])) }}
             as attempt_id
     from {{ prefix }}_chain as chain
-    inner join {{ candidates }} as candidates
+    inner join {{ prefix }}_reachable as candidates
         on candidates.{{ group_column }} = chain.{{ group_column }}
         and candidates.profile_id = chain.profile_id
         and candidates.entry_number = chain.entry_number
@@ -317,4 +321,19 @@
     select {{ columns | join(', ') }}
     from {{ ref('fct_touchpoints') }}
     where occurred_at <= {{ as_of_timestamp() }}
+{%- endmacro %}
+
+{#-
+    Pre-hook of the episode and funnel models: their joins run over CTEs whose row estimates
+    PostgreSQL guesses badly, and a nested loop over two big CTEs is quadratic; hash joins
+    are what these set-based joins need.
+-#}
+{% macro episode_session_settings() -%}
+    {{ return(adapter.dispatch('episode_session_settings', 'journeyflow')()) }}
+{%- endmacro %}
+
+{% macro default__episode_session_settings() %}{% endmacro %}
+
+{% macro postgres__episode_session_settings() -%}
+    set local enable_nestloop = off
 {%- endmacro %}

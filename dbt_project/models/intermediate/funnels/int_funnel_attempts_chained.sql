@@ -5,6 +5,12 @@
     the first step-1 touchpoint at or after that. Touchpoints after the as-of time are not
     seen yet.
 -#}
+{{
+    config(
+        pre_hook="{{ episode_session_settings() }}",
+        post_hook="{{ identity_analyze_sql(this) }}",
+    )
+}}
 {%- set funnels = funnel_definitions() %}
 
 with recursive
@@ -49,7 +55,7 @@ candidates as (
 
 ),
 
-{{ next_entry_pointers('candidates', 'funnel', 'attempt') }},
+{{ next_entry_pointers('candidates', 'funnel', 'attempt', ['start_touchpoint_id', 'started_at', 'ended_at', 'is_final']) }},
 
 final as (
 

@@ -7,6 +7,12 @@
     the previous one ended; a journey with repeatable: false stops after its first completion.
     Touchpoints after the as-of time are not seen yet.
 -#}
+{{
+    config(
+        pre_hook="{{ episode_session_settings() }}",
+        post_hook="{{ identity_analyze_sql(this) }}",
+    )
+}}
 {%- set journeys = journey_definitions() %}
 
 with recursive
@@ -113,7 +119,7 @@ candidates as (
 
 ),
 
-{{ next_entry_pointers('candidates', 'journey', 'episode') }},
+{{ next_entry_pointers('candidates', 'journey', 'episode', ['start_touchpoint_id', 'started_at', 'ended_at', 'is_final', 'timeout_at', 'completed_at']) }},
 
 final as (
 

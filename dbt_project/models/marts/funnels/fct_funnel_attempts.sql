@@ -5,6 +5,7 @@
     from the first step. Not adjacent-step joins: step 3 is looked for after the time step 2
     was reached in this attempt.
 -#}
+{{ config(pre_hook="{{ episode_session_settings() }}") }}
 {%- set funnels = funnel_definitions() %}
 
 with

@@ -6,6 +6,7 @@
     not counted as friction, and its order revenue counts only for entry_event '*' journeys
     (otherwise it is the previous episode's goal).
 -#}
+{{ config(pre_hook="{{ episode_session_settings() }}") }}
 {%- set journeys = journey_definitions() %}
 
 with
