@@ -9,13 +9,14 @@
     Journey success score v1, 0-100 (documented in _journeys__models.yml; change the
     formula only together with journey_success_score_version()):
       100 * (0.5 * completion_rate + 0.3 * speed_factor + 0.2 * (1 - friction_rate))
+    over the period's settled episodes (timeout elapsed: outcome final);
     speed_factor = min(1, (baseline + 1) / (median hours to goal + 1)), 1 without a
     baseline, 0 without a completed episode.
-    null when no episode of the period is resolved (completed or abandoned) yet.
+    null while no episode of the period is settled.
 -#}
-{% macro journey_success_score(completion_rate, speed_factor, friction_rate, resolved) -%}
+{% macro journey_success_score(completion_rate, speed_factor, friction_rate, settled) -%}
     case
-        when {{ resolved }} > 0
+        when {{ settled }} > 0
             then round(
                 100 * (
                     0.5 * {{ completion_rate }}
@@ -39,7 +40,12 @@ episodes as (
     select
         *,
         {{ period_expression }} as period_start,
-        case when support_contacts + unsubscribes + bounces > 0 then 1 else 0 end as has_friction
+        case when is_settled then 1 else 0 end as settled,
+        case when is_settled and state = 'completed' then 1 else 0 end as settled_completed,
+        case
+            when is_settled and support_contacts + unsubscribes + bounces > 0 then 1
+            else 0
+        end as settled_with_friction
     from {{ ref('fct_journey_episodes') }}
 
 ),
@@ -53,8 +59,11 @@ per_period as (
         sum(case when state = 'completed' then 1 else 0 end) as completed,
         sum(case when state = 'abandoned' then 1 else 0 end) as abandoned,
         sum(case when state = 'open' then 1 else 0 end) as still_open,
-        cast({{ median('hours_to_goal') }} as {{ dbt.type_numeric() }}) as median_hours_to_goal,
-        sum(has_friction) as episodes_with_friction,
+        sum(settled) as episodes_settled,
+        sum(settled_completed) as settled_completed,
+        cast({{ median('case when is_settled then hours_to_goal end') }} as {{ dbt.type_numeric() }})
+            as median_hours_to_goal,
+        sum(settled_with_friction) as episodes_with_friction,
         sum(support_contacts) as support_contacts,
         sum(unsubscribes) as unsubscribes,
         sum(bounces) as bounces,
@@ -75,6 +84,7 @@ baselines as (
     inner join episodes as earlier
         on earlier.journey = per_period.journey
         and earlier.state = 'completed'
+        and earlier.is_settled
         and earlier.started_day < per_period.period_start
         and earlier.started_day >= {{ dbt.dateadd('day', -1 * var('journey_baseline_days'), 'per_period.period_start') }}
     group by per_period.period_start, per_period.journey
@@ -86,10 +96,10 @@ factors as (
     select
         per_period.*,
         baselines.baseline_hours_to_goal,
-        cast(per_period.completed as {{ dbt.type_numeric() }})
-            / nullif(per_period.completed + per_period.abandoned, 0) as completion_rate,
+        cast(per_period.settled_completed as {{ dbt.type_numeric() }})
+            / nullif(per_period.episodes_settled, 0) as completion_rate,
         case
-            when per_period.completed = 0 then 0
+            when per_period.settled_completed = 0 then 0
             when baselines.baseline_hours_to_goal is null then 1
             {# one hour of slack, so that a near-instant baseline does not zero the factor #}
             else least(
@@ -98,7 +108,7 @@ factors as (
             )
         end as speed_factor,
         cast(per_period.episodes_with_friction as {{ dbt.type_numeric() }})
-            / per_period.episodes_started as friction_rate
+            / nullif(per_period.episodes_settled, 0) as friction_rate
     from per_period
     left join baselines
         on baselines.period_start = per_period.period_start
@@ -115,6 +125,7 @@ final as (
         cast(completed as integer) as completed,
         cast(abandoned as integer) as abandoned,
         cast(still_open as integer) as still_open,
+        cast(episodes_settled as integer) as episodes_settled,
         round(completion_rate, 4) as completion_rate,
         round(median_hours_to_goal, 2) as median_hours_to_goal,
         round(baseline_hours_to_goal, 2) as baseline_hours_to_goal,
@@ -125,10 +136,10 @@ final as (
         cast(unsubscribes as integer) as unsubscribes,
         cast(bounces as integer) as bounces,
         revenue,
-        {{ journey_success_score('completion_rate', 'speed_factor', 'friction_rate', 'completed + abandoned') }}
+        {{ journey_success_score('completion_rate', 'speed_factor', 'friction_rate', 'episodes_settled') }}
             as success_score,
         cast({{ journey_success_score_version() }} as {{ dbt.type_string() }}) as score_version,
-        {{ journey_success_score('completion_rate', 'speed_factor', 'friction_rate', 'completed + abandoned') }}
+        {{ journey_success_score('completion_rate', 'speed_factor', 'friction_rate', 'episodes_settled') }}
             < {{ var('journey_success_target') }} as is_underperforming
     from factors
 

@@ -87,20 +87,21 @@ def _stage_flow(conn: psycopg.Connection) -> Chart:
 
 
 def _ranking_rows(conn: psycopg.Connection) -> list[dict]:
-    """The latest week in which any journey has a success score, lowest score first."""
+    """The latest week with the most journeys scored (settled), lowest score first."""
     return _rows(
         conn,
         "select * from {schema}.rpt_journey_success_ranking where week_start ="
         " (select max(week_start) from {schema}.rpt_journey_success_ranking"
-        "  where success_score is not null)"
+        "  where journeys_scored > 0 and journeys_scored ="
+        "  (select max(journeys_scored) from {schema}.rpt_journey_success_ranking))"
         " order by score_rank nulls last, journey",
     )
 
 
 def _ranking_detail(row: dict) -> str:
     return (
-        f"{row['completed']:,} of {row['completed'] + row['abandoned']:,} finished episodes "
-        f"reached the goal ({charts.percent(_float(row['completion_rate']))}), median "
+        f"{charts.percent(_float(row['completion_rate']))} of {row['episodes_settled']:,} "
+        "settled episodes reached the goal, median "
         f"{charts.number(_float(row['median_hours_to_goal']), 1)} h to goal vs baseline "
         f"{charts.number(_float(row['baseline_hours_to_goal']), 1)} h, friction "
         f"{charts.percent(_float(row['friction_rate']))}, {row['still_open']:,} still open"
@@ -123,10 +124,11 @@ def _ranking(rows: list[dict]) -> Chart:
     return Chart(
         "journey_ranking",
         f"Journey success ranking, week of {week}",
-        "Success score 0-100 per journey for the episodes that started that week, lowest first "
-        "(red: below target): 50 % completion, 30 % time to goal against the journey's own "
-        "recent median, 20 % friction (support contacts, unsubscribes, bounces). "
-        f"Formula {version}.",
+        "Success score 0-100 per journey for the episodes that started that week and are past "
+        "their timeout, lowest first (red: below target): 50 % completion, 30 % time to goal "
+        "against the journey's own recent median, 20 % friction (support contacts, "
+        f"unsubscribes, bounces). Formula {version}; the latest week with the most journeys "
+        "scored.",
         charts.ranking_chart(scores),
     )
 
@@ -134,7 +136,8 @@ def _ranking(rows: list[dict]) -> Chart:
 def _ranking_table(rows: list[dict]) -> str:
     head = (
         "<tr><th>journey</th><th>rank</th><th>score</th><th>change</th><th>started</th>"
-        "<th>completed</th><th>abandoned</th><th>open</th><th>median h to goal</th>"
+        "<th>settled</th><th>completed</th><th>abandoned</th><th>open</th>"
+        "<th>median h to goal</th>"
         "<th>baseline h</th><th>friction</th></tr>"
     )
     body = "".join(
@@ -142,7 +145,8 @@ def _ranking_table(rows: list[dict]) -> str:
         f"<td>{escape(row['journey'])}</td><td>{charts.number(row['score_rank'])}</td>"
         f"<td>{charts.number(_float(row['success_score']), 1)}</td>"
         f"<td>{charts.number(_float(row['score_change']), 1)}</td>"
-        f"<td>{row['episodes_started']:,}</td><td>{row['completed']:,}</td>"
+        f"<td>{row['episodes_started']:,}</td><td>{row['episodes_settled']:,}</td>"
+        f"<td>{row['completed']:,}</td>"
         f"<td>{row['abandoned']:,}</td><td>{row['still_open']:,}</td>"
         f"<td>{charts.number(_float(row['median_hours_to_goal']), 1)}</td>"
         f"<td>{charts.number(_float(row['baseline_hours_to_goal']), 1)}</td>"

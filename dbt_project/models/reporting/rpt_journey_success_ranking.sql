@@ -45,6 +45,7 @@ final as (
         case when success_score is not null then success_score - previous_score end as score_change,
         score_version,
         coalesce(is_underperforming, false) as is_underperforming,
+        episodes_settled,
         completion_rate,
         median_hours_to_goal,
         baseline_hours_to_goal,

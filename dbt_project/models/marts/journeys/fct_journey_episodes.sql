@@ -123,6 +123,7 @@ final as (
         episodes.completed_at,
         episodes.abandoned_at,
         episodes.timeout_at,
+        episodes.timeout_at <= {{ as_of_timestamp() }} as is_settled,
         case
             when episodes.completed_at is not null
                 then round({{ hours_between('episodes.started_at', 'episodes.completed_at') }}, 2)
