@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from journeyflow.dbt_runner import run_dbt
+from journeyflow.dbt_runner import DbtFailure, run_dbt
+from journeyflow.warehouse import with_database
 from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -166,3 +168,20 @@ def test_journey_success_ranking_puts_the_lowest_score_first(fixture_db):
     assert weeks
     for week, scores, scored in weeks:
         assert scores == sorted(scores) and len(scores) == scored, week
+
+
+def test_a_bad_journey_declaration_stops_compilation_and_names_it(fixture_db, server_url):
+    url = with_database(server_url, fixture_db.info.dbname)
+    journeys = [{"name": "first_purchase", "entry_event": "*", "goal_event": "order_completed"}]
+    journeys[0]["timeout_days"] = 0
+    with pytest.raises(DbtFailure) as failure:
+        run_dbt(
+            ["compile", "--select", "int_journey_episodes_chained", "--vars"]
+            + [json.dumps({"journeys": journeys})],
+            DBT_PROJECT,
+            url,
+        )
+    assert (
+        "var('journeys') entry 1 (first_purchase): timeout_days must be a whole number of days"
+        in str(failure.value)
+    )
