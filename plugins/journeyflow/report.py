@@ -89,6 +89,77 @@ def _stage_flow(conn: psycopg.Connection) -> Chart:
     )
 
 
+def _ranking_rows(conn: psycopg.Connection) -> list[dict]:
+    """The latest week with the most journeys scored (settled), lowest score first."""
+    return _rows(
+        conn,
+        "select * from {schema}.rpt_journey_success_ranking where week_start ="
+        " (select max(week_start) from {schema}.rpt_journey_success_ranking"
+        "  where journeys_scored > 0 and journeys_scored ="
+        "  (select max(journeys_scored) from {schema}.rpt_journey_success_ranking))"
+        " order by score_rank nulls last, journey",
+    )
+
+
+def _ranking_detail(row: dict) -> str:
+    return (
+        f"{charts.percent(_float(row['completion_rate']))} of {row['episodes_settled']:,} "
+        "settled episodes reached the goal, median "
+        f"{charts.number(_float(row['median_hours_to_goal']), 1)} h to goal vs baseline "
+        f"{charts.number(_float(row['baseline_hours_to_goal']), 1)} h, friction "
+        f"{charts.percent(_float(row['friction_rate']))}, {row['still_open']:,} still open"
+    )
+
+
+def _ranking(rows: list[dict]) -> Chart:
+    scores = [
+        charts.JourneyScore(
+            row["journey"],
+            float(row["success_score"]),
+            row["is_underperforming"],
+            _ranking_detail(row),
+        )
+        for row in rows
+        if row["success_score"] is not None
+    ]
+    week = rows[0]["week_start"].isoformat() if rows else "-"
+    version = rows[0]["score_version"] if rows else "-"
+    return Chart(
+        "journey_ranking",
+        f"Journey success ranking, week of {week}",
+        "Success score 0-100 per journey for the episodes that started that week and are past "
+        "their timeout, lowest first (red: below target): 50 % completion, 30 % time to goal "
+        "against the journey's own recent median, 20 % friction (support contacts, "
+        f"unsubscribes, bounces). Formula {version}; the latest week with the most journeys "
+        "scored.",
+        charts.ranking_chart(scores),
+    )
+
+
+def _ranking_table(rows: list[dict]) -> str:
+    head = (
+        "<tr><th>journey</th><th>rank</th><th>score</th><th>change</th><th>started</th>"
+        "<th>settled</th><th>completed</th><th>abandoned</th><th>open</th>"
+        "<th>median h to goal</th>"
+        "<th>baseline h</th><th>friction</th></tr>"
+    )
+    body = "".join(
+        "<tr>"
+        f"<td>{escape(row['journey'])}</td><td>{charts.number(row['score_rank'])}</td>"
+        f"<td>{charts.number(_float(row['success_score']), 1)}</td>"
+        f"<td>{charts.number(_float(row['score_change']), 1)}</td>"
+        f"<td>{row['episodes_started']:,}</td><td>{row['episodes_settled']:,}</td>"
+        f"<td>{row['completed']:,}</td>"
+        f"<td>{row['abandoned']:,}</td><td>{row['still_open']:,}</td>"
+        f"<td>{charts.number(_float(row['median_hours_to_goal']), 1)}</td>"
+        f"<td>{charts.number(_float(row['baseline_hours_to_goal']), 1)}</td>"
+        f"<td>{charts.percent(_float(row['friction_rate']))}</td>"
+        "</tr>"
+        for row in rows
+    )
+    return f'<table class="numbers">{head}{body}</table>'
+
+
 def _trends(conn: psycopg.Connection) -> list[Chart]:
     rows = _rows(conn, "select * from {schema}.rpt_kpi_trends order by week_start")
     found = []
@@ -245,10 +316,12 @@ def render_report(conn: psycopg.Connection) -> str:
     """The whole page as HTML text; reads only the published reporting tables."""
     refresh = _refresh(conn)
     campaigns = _campaign_rows(conn)
+    ranking = _ranking_rows(conn)
     trends = "".join(_figure(chart, wide=False) for chart in _trends(conn))
     sections = {
         "funnel": _figure(_funnel(conn)),
         "flow": _figure(_stage_flow(conn)),
+        "journeys": _figure(_ranking(ranking)) + _ranking_table(ranking),
         "trends": f'<div class="grid">{trends}</div>',
         "lift": _figure(_lift(campaigns)) + _campaign_table(campaigns),
         "health": _figure(_health(conn)),

@@ -285,3 +285,49 @@ def lift_chart(lifts: list[Lift]) -> str:
         )
         body.append(_mark("circle", tip, cx=x(lift.lift), cy=float(y), r="6", fill=colour))
     return _svg(width, height, body, "Campaign lift")
+
+
+@dataclass(frozen=True)
+class JourneyScore:
+    journey: str
+    score: float
+    underperforming: bool
+    detail: str
+
+
+def ranking_chart(scores: list[JourneyScore]) -> str:
+    """Journeys as bars of their success score (0-100), lowest first; under-performers in red."""
+    width, row, left, right = 960, 40, 190, 60
+    if not scores:
+        return ""
+    height = 30 + row * len(scores)
+
+    def x(value: float) -> float:
+        return left + (width - left - right) * value / 100
+
+    body = [
+        f'<line x1="{x(score):.1f}" y1="4" x2="{x(score):.1f}" y2="{height - 22}" class="axis"/>'
+        for score in (0, 50, 100)
+    ]
+    body += [
+        _text(x(score), height - 6, str(score), text_anchor="middle", class_="tick")
+        for score in (0, 50, 100)
+    ]
+    for index, score in enumerate(scores):
+        y = 8 + index * row
+        colour = "#ef4444" if score.underperforming else "#10b981"
+        body.append(_text(left - 12, y + 18, score.journey, text_anchor="end", class_="label"))
+        body.append(
+            _mark(
+                "rect",
+                f"{score.journey}: score {score.score:.1f}; {score.detail}",
+                x=float(left),
+                y=float(y),
+                width=max(x(score.score) - left, 1.0),
+                height=26.0,
+                rx="4",
+                fill=colour,
+            )
+        )
+        body.append(_text(x(score.score) + 6, y + 18, f"{score.score:.1f}", class_="label"))
+    return _svg(width, height, body, "Journey success ranking")

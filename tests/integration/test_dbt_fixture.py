@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from journeyflow.dbt_runner import run_dbt
+from journeyflow.dbt_runner import DbtFailure, run_dbt
+from journeyflow.warehouse import with_database
 from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -177,3 +179,72 @@ def test_clv_is_history_plus_one_expected_repeat_order(fixture_db):
     assert repeat_rate == round(Decimal(repeaters) / buyers, 4)
     assert expected == round(repeat_rate * aov, 2)
     assert clv == historical + expected
+
+
+def episodes_of(db, profile_id: str) -> list[tuple]:
+    return db.execute(
+        "select journey, episode_number, state, hours_to_goal, steps_reached, revenue"
+        " from marts.fct_journey_episodes where profile_id = %s order by journey, episode_number",
+        (profile_id,),
+    ).fetchall()
+
+
+def test_alice_goal_episodes_first_purchase_then_a_repeat_that_is_left_open_too_long(fixture_db):
+    alice = profile_of(fixture_db, "email", "alice@example.com")
+    first, onboarding, repeat, second_repeat = episodes_of(fixture_db, alice)
+    assert first[:5] == ("first_purchase", 1, "completed", Decimal("0.50"), 3)
+    assert first[5] == Decimal("120.00")
+    assert onboarding[:3] == ("onboarding", 1, "completed")
+    assert repeat[:4] == ("repeat_purchase", 1, "completed", Decimal("487.50"))
+    assert repeat[5] == Decimal("80.00")  # the goal order; the entry order was the first purchase
+    assert second_repeat[:3] == ("repeat_purchase", 2, "abandoned")
+
+
+def test_an_order_as_first_touch_completes_first_purchase_at_once(fixture_db):
+    carol = profile_of(fixture_db, "email", "carol@example.com")
+    journeys = {row[0]: row for row in episodes_of(fixture_db, carol)}
+    assert journeys["first_purchase"][2:4] == ("completed", Decimal("0.00"))
+    assert journeys["support_resolution"][2] == "abandoned"
+
+
+def test_funnel_attempts_keep_the_furthest_ordered_step(fixture_db):
+    attempts = dict(
+        fixture_db.execute(
+            "select r.identifier_value, f.furthest_step from marts.fct_funnel_attempts f"
+            " join intermediate.int_identifiers_resolved r on r.profile_id = f.profile_id"
+            " and r.identifier_type = 'email' where f.funnel = 'browse_to_order'"
+        ).fetchall()
+    )
+    assert attempts == {
+        "alice@example.com": "order_completed",
+        "bob@example.com": "add_to_cart",
+        "leo@example.com": "product_view",
+    }
+
+
+def test_journey_success_ranking_puts_the_lowest_score_first(fixture_db):
+    weeks = fixture_db.execute(
+        "select week_start, array_agg(success_score order by score_rank), max(journeys_scored)"
+        " from reporting.rpt_journey_success_ranking where score_rank is not null"
+        " group by week_start"
+    ).fetchall()
+    assert weeks
+    for week, scores, scored in weeks:
+        assert scores == sorted(scores) and len(scores) == scored, week
+
+
+def test_a_bad_journey_declaration_stops_compilation_and_names_it(fixture_db, server_url):
+    url = with_database(server_url, fixture_db.info.dbname)
+    journeys = [{"name": "first_purchase", "entry_event": "*", "goal_event": "order_completed"}]
+    journeys[0]["timeout_days"] = 0
+    with pytest.raises(DbtFailure) as failure:
+        run_dbt(
+            ["compile", "--select", "int_journey_episodes_chained", "--vars"]
+            + [json.dumps({"journeys": journeys})],
+            DBT_PROJECT,
+            url,
+        )
+    assert (
+        "var('journeys') entry 1 (first_purchase): timeout_days must be a whole number of days"
+        in str(failure.value)
+    )

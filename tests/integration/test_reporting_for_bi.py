@@ -22,6 +22,7 @@ ARTIFACTS = ROOT / ".artifacts"
 EXPECTED_CHARTS = {
     "funnel",
     "stage_flow",
+    "journey_ranking",
     "campaign_lift",
     "data_health",
     *(f"trend_{column}" for column, _, _ in report.TREND_METRICS),
@@ -127,7 +128,7 @@ def test_bi_role_reads_every_reporting_table_after_the_second_publish(bi, db):
             "select table_name from information_schema.tables where table_schema = 'reporting'"
         )
     ]
-    assert len(tables) == 7
+    assert len(tables) == 8
     for table in tables:
         bi.execute(f"select * from reporting.{table} limit 1").fetchall()
 
@@ -161,6 +162,32 @@ def test_readme_queries_for_analysts_run_as_the_bi_role(bi):
     assert len(queries) == 3
     for query in queries:
         assert bi.execute(query).fetchall(), query
+
+
+def test_journey_success_ranking_ranks_every_configured_journey_lowest_score_first(bi):
+    project = yaml.safe_load((ROOT / "dbt_project" / "dbt_project.yml").read_text())
+    configured = {journey["name"] for journey in project["vars"]["journeys"]}
+    rows = bi.execute(
+        "select week_start, journey, score_rank, journeys_scored, success_score, score_version"
+        " from reporting.rpt_journey_success_ranking where success_score is not null"
+        " order by week_start, score_rank"
+    ).fetchall()
+    assert {journey for _, journey, *_ in rows} == configured
+    weeks: dict = {}
+    for week, _, rank, scored, score, version in rows:
+        weeks.setdefault(week, []).append((rank, score))
+        assert version == "v1" and 0 <= score <= 100
+        assert scored == sum(1 for row in rows if row[0] == week)
+    for week, ranked in weeks.items():
+        assert [rank for rank, _ in ranked] == list(range(1, len(ranked) + 1)), week
+        assert [score for _, score in ranked] == sorted(score for _, score in ranked), week
+
+
+def test_readme_journey_query_runs_as_the_bi_role(bi):
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Journeys, funnels and the success score", 1)[1].split("\n## ", 1)[0]
+    (query,) = re.findall(r"```sql\n(.*?)```", section, re.S)
+    bi.execute(query).fetchall()
 
 
 def test_report_renders_in_headless_chromium_with_data_in_every_chart(

@@ -78,3 +78,20 @@ def test_compact_numbers_for_axes():
     assert charts.compact(10566.5) == "10.6k"
     assert charts.compact(2_500_000) == "2.5M"
     assert charts.compact(77) == "77"
+
+
+def test_ranking_draws_a_bar_per_scored_journey_in_order_with_under_performers_in_red():
+    svg = charts.ranking_chart(
+        [
+            charts.JourneyScore("support_resolution", 42.5, True, "3 of 8 finished"),
+            charts.JourneyScore("first_purchase", 81.0, False, "6 of 7 finished"),
+        ]
+    )
+    assert _marks(svg) == [
+        "support_resolution: score 42.5; 3 of 8 finished",
+        "first_purchase: score 81.0; 6 of 7 finished",
+    ]
+    bars = re.findall(r'<rect class="mark"[^>]* width="([\d.]+)"[^>]* fill="(#\w+)"', svg)
+    assert [fill for _, fill in bars] == ["#ef4444", "#10b981"]
+    assert float(bars[0][0]) < float(bars[1][0])
+    assert charts.ranking_chart([]) == ""

@@ -1,0 +1,339 @@
+{#-
+    Goal journeys and ordered funnels, declared in dbt_project.yml (vars `journeys` and
+    `funnels`): validation of the declarations and the SQL building blocks generated from them.
+-#}
+
+{#- Stop compilation with a message naming the var and the offending entry. -#}
+{% macro _config_error(var_name, position, message) -%}
+    {{ exceptions.raise_compiler_error(
+        "var('" ~ var_name ~ "') entry " ~ position ~ ": " ~ message
+    ) }}
+{%- endmacro %}
+
+{#- A name or touchpoint type: lower-case letters, digits and underscores. -#}
+{% macro _is_identifier(value) -%}
+    {{ return(value is string and modules.re.match('^[a-z][a-z0-9_]*$', value) is not none) }}
+{%- endmacro %}
+
+{#- A list of touchpoint types from a string or a list of strings; '*' allowed when wildcard. -#}
+{% macro _event_list(var_name, position, key, value, wildcard=false) -%}
+    {%- set events = [value] if value is string else value -%}
+    {%- if events is none or events is mapping or events is string or events | length == 0 -%}
+        {{ _config_error(var_name, position, key ~ " must be a touchpoint type or a non-empty list of them") }}
+    {%- endif -%}
+    {%- for event in events -%}
+        {%- if not (wildcard and event == '*') and not _is_identifier(event) -%}
+            {{ _config_error(var_name, position, key ~ " has an invalid touchpoint type " ~ event
+                ~ " (lower-case letters, digits, underscores" ~ (", or '*' for any" if wildcard else "") ~ ")") }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(events | list) }}
+{%- endmacro %}
+
+{#- A positive whole number of days. -#}
+{% macro _positive_days(var_name, position, key, value) -%}
+    {%- if value is not number or value is sameas true or value is sameas false
+        or value != (value | int) or value < 1 -%}
+        {{ _config_error(var_name, position, key ~ " must be a whole number of days >= 1, got " ~ value) }}
+    {%- endif -%}
+    {{ return(value | int) }}
+{%- endmacro %}
+
+{#- The entries of a list var, each a mapping with a unique, valid name and known keys only. -#}
+{% macro _named_entries(var_name, allowed_keys) -%}
+    {%- set entries = var(var_name, none) -%}
+    {%- if entries is none or entries is string or entries is mapping or entries | length == 0 -%}
+        {{ exceptions.raise_compiler_error("var('" ~ var_name ~ "') must be a non-empty list") }}
+    {%- endif -%}
+    {%- set names = [] -%}
+    {%- for entry in entries -%}
+        {%- if entry is not mapping -%}
+            {{ _config_error(var_name, loop.index, "must be a mapping") }}
+        {%- endif -%}
+        {%- set position = loop.index ~ " (" ~ entry.get('name') ~ ")" -%}
+        {%- for key in entry -%}
+            {%- if key not in allowed_keys -%}
+                {{ _config_error(var_name, position, "unknown key " ~ key ~ "; allowed: " ~ allowed_keys | join(', ')) }}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if not _is_identifier(entry.get('name')) -%}
+            {{ _config_error(var_name, position, "name must be lower-case letters, digits and underscores") }}
+        {%- endif -%}
+        {%- if entry.name in names -%}
+            {{ _config_error(var_name, position, "duplicate name " ~ entry.name) }}
+        {%- endif -%}
+        {%- do names.append(entry.name) -%}
+    {%- endfor -%}
+    {{ return(entries) }}
+{%- endmacro %}
+
+{#-
+    The validated journeys: name, entry_events, entry_is_any, goal_events, steps,
+    timeout_days, repeatable.
+-#}
+{% macro journey_definitions() -%}
+    {%- set allowed = ['name', 'entry_event', 'goal_event', 'steps', 'timeout_days', 'repeatable'] -%}
+    {%- set journeys = [] -%}
+    {%- for entry in _named_entries('journeys', allowed) -%}
+        {%- set position = loop.index ~ " (" ~ entry.name ~ ")" -%}
+        {%- set entry_events = _event_list('journeys', position, 'entry_event', entry.get('entry_event'), wildcard=true) -%}
+        {%- if '*' in entry_events and entry_events | length > 1 -%}
+            {{ _config_error('journeys', position, "entry_event '*' (any touchpoint) cannot be combined with other types") }}
+        {%- endif -%}
+        {%- set repeatable = entry.get('repeatable', true) -%}
+        {%- if repeatable is not sameas true and repeatable is not sameas false -%}
+            {{ _config_error('journeys', position, "repeatable must be true or false") }}
+        {%- endif -%}
+        {%- do journeys.append({
+            'name': entry.name,
+            'entry_events': entry_events,
+            'entry_is_any': '*' in entry_events,
+            'goal_events': _event_list('journeys', position, 'goal_event', entry.get('goal_event')),
+            'steps': _event_list('journeys', position, 'steps', entry.steps) if entry.get('steps') is not none else [],
+            'timeout_days': _positive_days('journeys', position, 'timeout_days', entry.get('timeout_days')),
+            'repeatable': repeatable,
+        }) -%}
+    {%- endfor -%}
+    {{ return(journeys) }}
+{%- endmacro %}
+
+{#- The validated funnels: name, steps (at least two), window_days. -#}
+{% macro funnel_definitions() -%}
+    {%- set funnels = [] -%}
+    {%- for entry in _named_entries('funnels', ['name', 'steps', 'window_days']) -%}
+        {%- set position = loop.index ~ " (" ~ entry.name ~ ")" -%}
+        {%- set steps = _event_list('funnels', position, 'steps', entry.get('steps')) -%}
+        {%- if steps | length < 2 -%}
+            {{ _config_error('funnels', position, "steps must list at least two touchpoint types") }}
+        {%- endif -%}
+        {%- do funnels.append({
+            'name': entry.name,
+            'steps': steps,
+            'window_days': _positive_days('funnels', position, 'window_days', entry.get('window_days')),
+        }) -%}
+    {%- endfor -%}
+    {{ return(funnels) }}
+{%- endmacro %}
+
+{#- `column in ('a', 'b')`, or true for the wildcard '*'. Types are validated identifiers. -#}
+{% macro touchpoint_type_in(column, events) -%}
+    {%- if '*' in events -%}
+        1 = 1
+    {%- else -%}
+        {{ column }} in ('{{ events | join("', '") }}')
+    {%- endif -%}
+{%- endmacro %}
+
+{#- One row per journey with its settings, as a select of literals (a CTE body). -#}
+{% macro journey_settings_rows(journeys) -%}
+    {%- for journey in journeys %}
+    select
+        cast('{{ journey.name }}' as {{ dbt.type_string() }}) as journey,
+        {{ journey.timeout_days }} as timeout_days,
+        {{ 'true' if journey.repeatable else 'false' }} as is_repeatable,
+        {{ 'true' if journey.entry_is_any else 'false' }} as entry_is_any,
+        {{ journey.steps | length }} as step_count
+    {%- if not loop.last %}
+    union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- One row per funnel step: funnel, step_number, step, steps in the funnel, window. -#}
+{% macro funnel_step_rows(funnels) -%}
+    {%- for funnel in funnels %}
+    {%- set outer = loop %}
+    {%- for step in funnel.steps %}
+    select
+        cast('{{ funnel.name }}' as {{ dbt.type_string() }}) as funnel,
+        {{ loop.index }} as step_number,
+        cast('{{ step }}' as {{ dbt.type_string() }}) as step,
+        {{ funnel.steps | length }} as step_count,
+        {{ funnel.window_days }} as window_days
+    {%- if not (loop.last and outer.last) %}
+    union all{% endif %}
+    {%- endfor %}
+    {%- endfor %}
+{%- endmacro %}
+
+{#-
+    CTEs ending in `<prefix>_chosen`: the candidates (group_column, profile_id, entry_number,
+    started_at and the `columns` carried along, among them start_touchpoint_id, ended_at and
+    is_final) that start an attempt, with
+    attempt_number and attempt_id (hash of group, profile and starting touchpoint). Each
+    candidate points to the first later one at or after its end, where the next attempt
+    would start (window functions only: an end mark sorts before a start at the same
+    instant); the chain follows the pointers from each profile's first candidate and stops
+    after an is_final one.
+-#}
+{% macro next_entry_pointers(candidates, group_column, prefix, columns) -%}
+{#- end marks carry the candidate (columns), start marks only count -#}
+{{ prefix }}_pointer_marks as (
+
+    select
+        {{ group_column }},
+        profile_id,
+        entry_number,
+        {{ columns | join(', ') }},
+        ended_at as marked_at,
+        0 as mark_rank,
+        0 as is_start
+    from {{ candidates }}
+    union all
+    select
+        {{ group_column }},
+        profile_id,
+        null,
+        {%- for column in columns %} null,{% endfor %}
+        started_at,
+        1,
+        1
+    from {{ candidates }}
+
+),
+
+{{ prefix }}_next as (
+
+    select
+        *,
+        case
+            when starts_before_end + 1 > entry_number then starts_before_end + 1
+            else entry_number + 1
+        end as next_entry_number
+    from (
+        select
+            {{ prefix }}_pointer_marks.*,
+            sum(is_start) over (
+                partition by {{ group_column }}, profile_id
+                order by marked_at, mark_rank
+                rows between unbounded preceding and current row
+            ) as starts_before_end
+        from {{ prefix }}_pointer_marks
+    ) as counted
+    where is_start = 0
+
+),
+
+{#- only candidates some attempt can lead to: keeps the recursion's join small -#}
+{{ prefix }}_reachable as (
+
+    select *
+    from {{ prefix }}_next as candidates
+    where candidates.entry_number = 1
+        or exists (
+            select 1
+            from {{ prefix }}_next as earlier
+            where earlier.{{ group_column }} = candidates.{{ group_column }}
+                and earlier.profile_id = candidates.profile_id
+                and earlier.next_entry_number = candidates.entry_number
+        )
+
+),
+
+{#- follow the pointers from each profile's first candidate (needs `with recursive`) -#}
+{{ prefix }}_chain as (
+
+    select {{ group_column }}, profile_id, entry_number, next_entry_number, is_final, 1 as attempt_number
+    from {{ prefix }}_reachable
+    where entry_number = 1
+
+    union all
+
+    select
+        candidates.{{ group_column }},
+        candidates.profile_id,
+        candidates.entry_number,
+        candidates.next_entry_number,
+        candidates.is_final,
+        chain.attempt_number + 1
+    from {{ prefix }}_chain as chain
+    inner join {{ prefix }}_reachable as candidates
+        on candidates.{{ group_column }} = chain.{{ group_column }}
+        and candidates.profile_id = chain.profile_id
+        and candidates.entry_number = chain.next_entry_number
+    where not chain.is_final
+
+),
+
+{#- the candidates that start an attempt, with their attempt number -#}
+{{ prefix }}_chosen as (
+
+    select
+        candidates.*,
+        cast(chain.attempt_number as integer) as attempt_number,
+        {{ dbt.hash(dbt.concat(["candidates." ~ group_column, "'|'", "candidates.profile_id", "'|'", "candidates.start_touchpoint_id"])) }}
+            as attempt_id
+    from {{ prefix }}_chain as chain
+    inner join {{ prefix }}_reachable as candidates
+        on candidates.{{ group_column }} = chain.{{ group_column }}
+        and candidates.profile_id = chain.profile_id
+        and candidates.entry_number = chain.entry_number
+
+)
+{%- endmacro %}
+
+{#-
+    CTEs `<prefix>_step_1` ... `<prefix>_step_<n>` (attempt_id, reached_at): when each of the
+    ordered `steps` was first reached within an attempt of `attempts` (attempt_id, group_column,
+    profile_id, window_from, window_until) of group `group_name`. Step 1 is the first matching
+    touchpoint at or after window_from; every later step must come strictly after the step
+    before it; all at or before window_until. The earliest match per step is the best one.
+-#}
+{% macro ordered_step_ctes(attempts, events, group_column, group_name, steps, prefix) -%}
+    {%- for step in steps %}
+{{ prefix }}_step_{{ loop.index }} as (
+
+    select
+        attempts.attempt_id,
+        min(events.occurred_at) as reached_at
+    {%- if loop.first %}
+    from {{ attempts }} as attempts
+    inner join {{ events }} as events
+        on events.profile_id = attempts.profile_id
+        and events.occurred_at >= attempts.window_from
+    {%- else %}
+    from {{ prefix }}_step_{{ loop.index - 1 }} as previous_step
+    inner join {{ attempts }} as attempts
+        on attempts.attempt_id = previous_step.attempt_id
+    inner join {{ events }} as events
+        on events.profile_id = attempts.profile_id
+        and events.occurred_at > previous_step.reached_at
+    {%- endif %}
+        and events.occurred_at <= attempts.window_until
+        and events.touchpoint_type = '{{ step }}'
+    where attempts.{{ group_column }} = '{{ group_name }}'
+    group by attempts.attempt_id
+
+){% if not loop.last %},{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- Union of the step CTEs of ordered_step_ctes: (attempt_id, step_number, reached_at). -#}
+{% macro ordered_steps_union(steps, prefix) -%}
+    {%- for step in steps %}
+    select attempt_id, {{ loop.index }} as step_number, reached_at from {{ prefix }}_step_{{ loop.index }}
+    {%- if not loop.last %}
+    union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- fct_touchpoints up to the as-of time (later ones are not seen yet), as a CTE body. -#}
+{% macro touchpoints_until_as_of(columns) -%}
+    select {{ columns | join(', ') }}
+    from {{ ref('fct_touchpoints') }}
+    where occurred_at <= {{ as_of_timestamp() }}
+{%- endmacro %}
+
+{#-
+    Pre-hook of the episode and funnel models: their joins run over CTEs whose row estimates
+    PostgreSQL guesses badly, and a nested loop over two big CTEs is quadratic; hash joins
+    are what these set-based joins need.
+-#}
+{% macro episode_session_settings() -%}
+    {{ return(adapter.dispatch('episode_session_settings', 'journeyflow')()) }}
+{%- endmacro %}
+
+{% macro default__episode_session_settings() %}{% endmacro %}
+
+{% macro postgres__episode_session_settings() -%}
+    set local enable_nestloop = off
+{%- endmacro %}

@@ -1,0 +1,91 @@
+{#-
+    One row per profile per funnel attempt (int_funnel_attempts_chained) with the furthest
+    step reached: the steps must happen in the funnel's order, each strictly after the one
+    before it (a touchpoint at the same instant does not count) and all within the window
+    from the first step. Not adjacent-step joins: step 3 is looked for after the time step 2
+    was reached in this attempt.
+-#}
+{{ config(pre_hook="{{ episode_session_settings() }}") }}
+{%- set funnels = funnel_definitions() %}
+
+with
+
+attempts as (
+
+    select * from {{ ref('int_funnel_attempts_chained') }}
+
+),
+
+touchpoints as (
+    {{ touchpoints_until_as_of(['profile_id', 'touchpoint_type', 'occurred_at']) }}
+),
+
+funnel_steps as (
+    {{ funnel_step_rows(funnels) }}
+),
+
+attempt_windows as (
+
+    select
+        attempt_id,
+        funnel,
+        profile_id,
+        started_at as window_from,
+        window_ends_at as window_until
+    from attempts
+
+),
+{%- for funnel in funnels %}
+
+{{ ordered_step_ctes('attempt_windows', 'touchpoints', 'funnel', funnel.name, funnel.steps, 'steps_' ~ funnel.name) }},
+{%- endfor %}
+
+reached_steps as (
+    {%- for funnel in funnels %}
+    {{ ordered_steps_union(funnel.steps, 'steps_' ~ funnel.name) }}
+    {%- if not loop.last %}
+    union all{% endif %}
+    {%- endfor %}
+),
+
+furthest as (
+
+    select
+        attempt_id,
+        max(step_number) as steps_reached,
+        max(reached_at) as furthest_step_reached_at
+    from reached_steps
+    group by attempt_id
+
+),
+
+final as (
+
+    select
+        attempts.attempt_id,
+        attempts.funnel,
+        attempts.profile_id,
+        attempts.attempt_number,
+        attempts.started_at,
+        attempts.window_ends_at,
+        {{ utc_date('attempts.started_at') }} as started_day,
+        cast(furthest_step.step_count as integer) as steps_total,
+        cast(furthest.steps_reached as integer) as steps_reached,
+        furthest_step.step as furthest_step,
+        furthest.furthest_step_reached_at,
+        furthest.steps_reached = furthest_step.step_count as is_converted,
+        case
+            when furthest.steps_reached = furthest_step.step_count
+                then round({{ hours_between('attempts.started_at', 'furthest.furthest_step_reached_at') }}, 2)
+        end as hours_to_convert,
+        attempts.window_ends_at > {{ as_of_timestamp() }} as is_window_open
+    from attempts
+    inner join furthest
+        on furthest.attempt_id = attempts.attempt_id
+    inner join funnel_steps as furthest_step
+        on furthest_step.funnel = attempts.funnel
+        and furthest_step.step_number = furthest.steps_reached
+
+)
+
+select * from final

@@ -1,0 +1,150 @@
+{#-
+    One row per profile per journey episode (int_journey_episodes_chained) with what happened
+    in it: the touchpoints from its start to its completion or abandonment (to the as-of time
+    while open), the journey's ordered steps reached, channels, friction (support contacts,
+    unsubscribes, bounces, spam reports) and completed-order revenue. The entry touchpoint is
+    not counted as friction, and its order revenue counts only for entry_event '*' journeys
+    (otherwise it is the previous episode's goal).
+-#}
+{{ config(pre_hook="{{ episode_session_settings() }}") }}
+{%- set journeys = journey_definitions() %}
+
+with
+
+episodes as (
+
+    select * from {{ ref('int_journey_episodes_chained') }}
+
+),
+
+touchpoints as (
+    {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'channel', 'touchpoint_type', 'occurred_at', 'amount']) }}
+),
+
+journey_settings as (
+    {{ journey_settings_rows(journeys) }}
+),
+
+episode_windows as (
+
+    select
+        episodes.episode_id as attempt_id,
+        episodes.journey,
+        episodes.profile_id,
+        episodes.entry_touchpoint_id,
+        episodes.started_at as window_from,
+        coalesce(episodes.completed_at, episodes.abandoned_at, {{ as_of_timestamp() }}) as window_until,
+        journey_settings.entry_is_any
+    from episodes
+    inner join journey_settings
+        on journey_settings.journey = episodes.journey
+
+),
+
+episode_touchpoints as (
+
+    select
+        episode_windows.attempt_id as episode_id,
+        episode_windows.entry_is_any,
+        touchpoints.touchpoint_id = episode_windows.entry_touchpoint_id as is_entry,
+        touchpoints.channel,
+        touchpoints.touchpoint_type,
+        touchpoints.amount
+    from episode_windows
+    inner join touchpoints
+        on touchpoints.profile_id = episode_windows.profile_id
+        and touchpoints.occurred_at >= episode_windows.window_from
+        and touchpoints.occurred_at <= episode_windows.window_until
+
+),
+
+activity as (
+
+    select
+        episode_id,
+        count(*) as touchpoint_count,
+        count(distinct channel) as channel_count,
+        sum(case when touchpoint_type = 'ticket_opened' and not is_entry then 1 else 0 end)
+            as support_contacts,
+        sum(case
+            when touchpoint_type in ('email_unsubscribe', 'email_group_unsubscribe') and not is_entry
+                then 1
+            else 0
+        end) as unsubscribes,
+        sum(case
+            when touchpoint_type in ('email_bounce', 'email_dropped', 'email_spamreport') and not is_entry
+                then 1
+            else 0
+        end) as bounces,
+        sum(case
+            when touchpoint_type = 'order_completed' and (not is_entry or entry_is_any) then amount
+            else 0
+        end) as revenue
+    from episode_touchpoints
+    group by episode_id
+
+),
+
+{%- set stepped = journeys | selectattr('steps') | list %}
+{%- for journey in stepped %}
+
+{{ ordered_step_ctes('episode_windows', 'touchpoints', 'journey', journey.name, journey.steps, 'steps_' ~ journey.name) }},
+{%- endfor %}
+
+steps_reached as (
+
+    {%- if stepped %}
+    select attempt_id as episode_id, max(step_number) as steps_reached
+    from (
+        {%- for journey in stepped %}
+        {{ ordered_steps_union(journey.steps, 'steps_' ~ journey.name) }}
+        {%- if not loop.last %}
+        union all{% endif %}
+        {%- endfor %}
+    ) as reached
+    group by attempt_id
+    {%- else %}
+    select cast(null as {{ dbt.type_string() }}) as episode_id, 0 as steps_reached
+    where 1 = 0
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        episodes.episode_id,
+        episodes.journey,
+        episodes.profile_id,
+        episodes.episode_number,
+        episodes.state,
+        episodes.entry_touchpoint_id,
+        episodes.started_at,
+        episodes.completed_at,
+        episodes.abandoned_at,
+        episodes.timeout_at,
+        episodes.timeout_at <= {{ as_of_timestamp() }} as is_settled,
+        case
+            when episodes.completed_at is not null
+                then round({{ hours_between('episodes.started_at', 'episodes.completed_at') }}, 2)
+        end as hours_to_goal,
+        cast(journey_settings.step_count as integer) as steps_total,
+        cast(coalesce(steps_reached.steps_reached, 0) as integer) as steps_reached,
+        cast(coalesce(activity.touchpoint_count, 0) as integer) as touchpoint_count,
+        cast(coalesce(activity.channel_count, 0) as integer) as channel_count,
+        cast(coalesce(activity.support_contacts, 0) as integer) as support_contacts,
+        cast(coalesce(activity.unsubscribes, 0) as integer) as unsubscribes,
+        cast(coalesce(activity.bounces, 0) as integer) as bounces,
+        coalesce(activity.revenue, 0) as revenue,
+        {{ utc_date('episodes.started_at') }} as started_day
+    from episodes
+    inner join journey_settings
+        on journey_settings.journey = episodes.journey
+    left join activity
+        on activity.episode_id = episodes.episode_id
+    left join steps_reached
+        on steps_reached.episode_id = episodes.episode_id
+
+)
+
+select * from final
