@@ -103,6 +103,27 @@ def psql(url: str, command: str) -> float:
     return time.perf_counter() - started
 
 
+SELF_STAT = "select pg_read_file('/proc/self/stat')"  # the backend's own CPU (Linux servers)
+
+
+def cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds from a /proc/<pid>/stat line."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def psql_copy(url: str, command: str) -> tuple[float, float]:
+    """Run one psql \\copy; (seconds it took, CPU seconds its server backend used)."""
+    started = time.perf_counter()
+    output = subprocess.run(
+        [psql_binary(), url, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", command, "-c", SELF_STAT],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return time.perf_counter() - started, cpu_seconds(output.stdout.strip().splitlines()[-1])
+
+
 def run_loader_child(url: str, data_dir: Path, file_name: str) -> dict:
     """Our loader in a fresh process so that its peak memory is its own."""
     output = subprocess.run(
@@ -130,9 +151,13 @@ def loader_child(url: str, data_dir: str, file_name: str) -> None:
         loading.ensure_raw_schema(conn, spec)
         conn.execute("delete from raw._load_batches where source = 'web_events'")
         conn.commit()
+        server_cpu = cpu_seconds(conn.execute(SELF_STAT).fetchone()[0])
+        client_cpu = time.process_time()
         started = time.perf_counter()
         result = loading.load_file(conn, spec, Path(data_dir) / file_name, Path(data_dir), "bench")
         seconds = time.perf_counter() - started
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = cpu_seconds(conn.execute(SELF_STAT).fetchone()[0]) - server_cpu
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
@@ -141,6 +166,8 @@ def loader_child(url: str, data_dir: str, file_name: str) -> None:
                 "loaded": result.rows_loaded,
                 "rejected": result.rows_rejected,
                 "seconds": seconds,
+                "client_cpu": client_cpu,
+                "server_cpu": server_cpu,
                 "peak_mib": peak_kib / 1024,
             }
         )
@@ -217,7 +244,7 @@ def measure_round(url: str, work: Path, number: int) -> dict:
         conn.execute("drop table if exists bench.events_jsonb, bench.web_events")
         conn.execute("create table bench.events_jsonb (record jsonb not null)")
         conn.execute("create table bench.web_events (like raw.web_events)")
-    jsonl_seconds = psql(
+    jsonl_seconds, jsonl_cpu = psql_copy(
         url,
         f"\\copy bench.events_jsonb (record) from '{big}'"
         " with (format csv, quote e'\\x01', delimiter e'\\x02')",
@@ -225,13 +252,20 @@ def measure_round(url: str, work: Path, number: int) -> dict:
     print(f"round {number + 1}: psql \\copy of the same rows as CSV into an equivalent table ...")
     if not exported.exists():
         psql(url, f"\\copy raw.web_events to '{exported}' with (format csv)")
-    equivalent_seconds = psql(url, f"\\copy bench.web_events from '{exported}' with (format csv)")
+    equivalent_seconds, _ = psql_copy(
+        url, f"\\copy bench.web_events from '{exported}' with (format csv)"
+    )
     result = {
         "ours": ours,
         "ours_rate": ours["rows"] / ours["seconds"],
         "jsonl_rate": ours["rows"] / jsonl_seconds,
         "equivalent_rate": ours["loaded"] / equivalent_seconds,
     }
+    print(
+        f"  CPU per row: ours {ours['client_cpu'] / ours['rows'] * 1e6:.1f} us in the loader +"
+        f" {ours['server_cpu'] / ours['rows'] * 1e6:.1f} us in its server backend;"
+        f" \\copy JSONL {jsonl_cpu / ours['rows'] * 1e6:.1f} us in its server backend"
+    )
     print(
         f"  ours {result['ours_rate']:,.0f} rows/s, \\copy JSONL {result['jsonl_rate']:,.0f},"
         f" \\copy equivalent {result['equivalent_rate']:,.0f}: ours/JSONL"
