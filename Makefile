@@ -31,7 +31,7 @@ ensure-chromium:
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }; }
 
 bench-load: $(INSTALLED)
-	$(BIN)/python tests/benchmarks/bench_load.py $(if $(N),--rows $(N))
+	$(BIN)/python tests/benchmarks/bench_load.py $(if $(N),--rows $(N)) $(BENCH_ARGS)
 
 bench-activation: $(INSTALLED)
 	$(BIN)/python -m tests.benchmarks.bench_activation $(BENCH_ARGS)

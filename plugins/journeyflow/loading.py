@@ -13,8 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
-from psycopg.types.json import set_json_dumps
+from psycopg import adapt, postgres, pq, sql
 
 from journeyflow import erasure
 from journeyflow.readers import GoodRow, RejectedRow, SourceRecord, read_source_file, typed_rows
@@ -172,9 +171,14 @@ def _copy_statement(table: str, columns: list[str], binary: bool = False) -> sql
     )
 
 
-def _raw_json(text: str) -> str:
-    """The record is already JSON text: send it to the jsonb column as it is."""
-    return text
+class JsonTextBinaryDumper(adapt.Dumper):
+    """The record is already JSON text: binary jsonb is a version byte and that text, as it is."""
+
+    format = pq.Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
 
 
 def _copy_good_rows(copy, rows: Iterable[GoodRow | RejectedRow], batch: Batch, rejects) -> int:
@@ -189,15 +193,16 @@ def _copy_good_rows(copy, rows: Iterable[GoodRow | RejectedRow], batch: Batch, r
     loaded = 0
     for row in rows:
         if type(row) is GoodRow:
+            line_number, values, record_json, row_origin = row
             write_row(
                 (
-                    *row.values,
+                    *values,
                     batch_id,
                     source,
-                    row.origin or origin,
-                    row.line_number,
+                    row_origin or origin,
+                    line_number,
                     loaded_at,
-                    row.record_json,
+                    record_json,
                 )
             )
             loaded += 1
@@ -241,7 +246,7 @@ def copy_batch(
         conn.cursor() as cur,
         tempfile.SpooledTemporaryFile(REJECT_SPOOL_BYTES, mode="w+", encoding="utf-8") as spool,
     ):
-        set_json_dumps(_raw_json, context=cur)
+        cur.adapters.register_dumper(None, JsonTextBinaryDumper)  # by oid, on this cursor only
         with cur.copy(_copy_statement(table or spec.table, columns, binary=True)) as copy:
             copy.set_types([column.sql_type for column in spec.columns] + METADATA_TYPES)
             loaded = _copy_good_rows(copy, rows, batch, spool)

@@ -6,12 +6,15 @@ import csv
 import gzip
 import io
 import json
+import operator
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
+
+import msgspec
 
 from journeyflow.sources import ColumnSpec, SourceSpec
 
@@ -31,9 +34,13 @@ class GoodRow(NamedTuple):
 
     line_number: int
     values: tuple[Any, ...]
-    record: Any
     record_json: str
     origin: str | None = None
+
+    @property
+    def record(self) -> Any:
+        """The record as Python values (decoded on demand: the loader only needs the JSON)."""
+        return json.loads(self.record_json)
 
 
 class RejectedRow(NamedTuple):
@@ -58,11 +65,16 @@ class SourceRecord(NamedTuple):
 # --- value parsing ------------------------------------------------------------------------
 
 
+def _iso_timestamp(text: str) -> datetime:
+    """An ISO 8601 timestamp; one without a time zone is taken as UTC."""
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def _parse_timestamp(value: Any) -> datetime:
     if type(value) is str:
         try:
-            parsed = datetime.fromisoformat(value)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return _iso_timestamp(value)
         except ValueError:
             pass
     if isinstance(value, datetime):
@@ -121,6 +133,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "boolean": _parse_boolean,
 }
 PARSE_ERRORS = (ValueError, InvalidOperation, OverflowError, OSError, TypeError)
+# The fast path hands timestamps over as strings: the ISO form first, the general rules otherwise.
+FAST_PARSERS: dict[str, Callable[[Any], Any]] = {"timestamp": _iso_timestamp}
 
 
 def _is_blank(value: Any) -> bool:
@@ -172,28 +186,121 @@ def coerce_record(spec: SourceSpec, record: Any) -> tuple[Any, ...]:
     return record_coercer(spec)(record)
 
 
+def _typed_row(
+    coerce: Callable[[Any], tuple[Any, ...]], record: SourceRecord
+) -> GoodRow | RejectedRow:
+    """Type one parsed record: a GoodRow, or a RejectedRow naming what is wrong."""
+    number, raw_text, parsed, record_json, origin = record
+    if isinstance(parsed, Exception):
+        return RejectedRow(number, str(parsed), raw_text, origin)
+    try:
+        values = coerce(parsed)
+    except ValueError as error:
+        return RejectedRow(number, str(error), raw_text, origin)
+    if record_json is None:
+        record_json = json.dumps(parsed, ensure_ascii=False, default=str)
+    return _good_row(number, values, record_json, raw_text, origin)
+
+
+def _good_row(
+    number: int, values: tuple[Any, ...], record_json: str, raw_text: str, origin: str | None
+) -> GoodRow | RejectedRow:
+    if NUL_ESCAPE in record_json:
+        reason = "contains \\u0000, which PostgreSQL cannot store"
+        return RejectedRow(number, reason, raw_text.replace("\x00", ""), origin)
+    return GoodRow(number, values, record_json, origin)
+
+
 def typed_rows(
     spec: SourceSpec, records: Iterable[SourceRecord]
 ) -> Iterator[GoodRow | RejectedRow]:
     """Type every parsed record: a GoodRow, or a RejectedRow naming what is wrong."""
     coerce = record_coercer(spec)
-    dumps = json.dumps
-    for number, raw_text, parsed, record_json, origin in records:
-        if isinstance(parsed, Exception):
-            yield RejectedRow(number, str(parsed), raw_text, origin)
-            continue
+    for record in records:
+        yield _typed_row(coerce, record)
+
+
+# --- the fast path for JSON objects ---------------------------------------------------------
+
+STRING_TYPES = ("text", "timestamp")
+NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
+FAST_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+def _fast_field(index: int, column: ColumnSpec) -> tuple:
+    """A decoder field: text and timestamps as non-empty strings, other types as any JSON."""
+    if column.type not in STRING_TYPES:
+        return (f"c{index}", Any, None)
+    if column.required:
+        return (f"c{index}", NonEmptyText)
+    return (f"c{index}", NonEmptyText | None, None)
+
+
+def _picker(indexes: list[int]) -> Callable[[tuple], tuple]:
+    """A C-level function taking the values at `indexes` out of a tuple, as a tuple."""
+    if len(indexes) > 1:
+        return operator.itemgetter(*indexes)
+    return lambda values: tuple(values[index] for index in indexes)
+
+
+def _may_hold_blank(text: str) -> bool:
+    """False when no JSON string in `text` can be whitespace only, a cheap test on the raw text.
+
+    JSON strings hold no raw control characters, so a whitespace-only string starts, right
+    after its opening quote, with a space, an escape or a non-ASCII character.
+    """
+    return '" ' in text or '"\\' in text or not text.isascii()
+
+
+def _fast_decoder(spec: SourceSpec) -> Callable[[str], Any]:
+    """Decode a JSON object's text straight to its declared fields (a struct, in column order)."""
+    fields = [_fast_field(index, column) for index, column in enumerate(spec.columns)]
+    rename = {f"c{index}": column.name for index, column in enumerate(spec.columns)}
+    record_type = msgspec.defstruct("FastRecord", fields, rename=rename, kw_only=True)
+    return msgspec.json.Decoder(record_type).decode
+
+
+def fast_json_coercer(spec: SourceSpec) -> Callable[[str], tuple[Any, ...] | None]:
+    """Typed values of a JSON object's text in one C-level decode, or None for the general path.
+
+    It accepts only records that the general rules (`record_coercer` over `json.loads`) accept,
+    and gives the same values: text columns must be non-blank strings (or null when optional),
+    the other columns go through the same parsers. Anything else (not JSON, not an object, a
+    number in a text column, a blank or invalid value) gives None: the general path then decides
+    and names the reason.
+    """
+    decode = _fast_decoder(spec)
+    astuple = msgspec.structs.astuple
+    strings = _picker([i for i, column in enumerate(spec.columns) if column.type in STRING_TYPES])
+    parsed = [
+        (index, FAST_PARSERS.get(column.type, PARSERS[column.type]), column.required)
+        for index, column in enumerate(spec.columns)
+        if column.type != "text"
+    ]
+
+    def coerce(text: str) -> tuple[Any, ...] | None:
         try:
-            values = coerce(parsed)
-        except ValueError as error:
-            yield RejectedRow(number, str(error), raw_text, origin)
-            continue
-        if record_json is None:
-            record_json = dumps(parsed, ensure_ascii=False, default=str)
-        if NUL_ESCAPE in record_json:
-            reason = "contains \\u0000, which PostgreSQL cannot store"
-            yield RejectedRow(number, reason, raw_text.replace("\x00", ""), origin)
-            continue
-        yield GoodRow(number, values, parsed, record_json, origin)
+            values = astuple(decode(text))
+        except FAST_DECODE_ERRORS:
+            return None
+        if _may_hold_blank(text) and any(map(str.isspace, filter(None, strings(values)))):
+            return None  # a blank string: required or not, the general rules decide
+        if not parsed:
+            return values
+        values = list(values)
+        for index, parse, required in parsed:
+            value = values[index]
+            if value is None or value == "":
+                if required:
+                    return None
+                continue
+            try:
+                values[index] = parse(value)
+            except PARSE_ERRORS:
+                return None
+        return tuple(values)
+
+    return coerce
 
 
 # --- JSON ---------------------------------------------------------------------------------
@@ -215,29 +322,44 @@ class _StrictDecoder:
         return value, end
 
 
-def _jsonl_records(handle: io.TextIOBase, path: Path) -> Iterator[SourceRecord]:
+def _parse_json_line(strict: _StrictDecoder, text: str) -> Any:
+    """The value of one non-blank JSON line, or a ValueError naming why it is not JSON."""
+    try:
+        if "NaN" in text or "Infinity" in text:  # rare: let the strict decoder judge
+            value, end = strict.raw_decode(text.strip())
+            if end != len(text.strip()):
+                raise json.JSONDecodeError("Extra data", text.strip(), end)
+            return value
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        return ValueError(f"unparseable JSON: {error.msg} at column {error.colno}")
+
+
+def _jsonl_rows(
+    handle: io.TextIOBase, path: Path, spec: SourceSpec
+) -> Iterator[GoodRow | RejectedRow]:
+    """Typed rows of a JSON Lines file: the fast decoder first, the general rules if it declines."""
+    fast = fast_json_coercer(spec)
+    coerce = record_coercer(spec)
     strict = _StrictDecoder()
-    loads = json.loads
+    new_row = tuple.__new__  # GoodRow(...) without its Python-level __new__: this is the hot loop
     parsed_any = unparseable = 0
     for number, line in enumerate(handle, start=1):
         text = line.rstrip("\r\n")
-        try:
-            if "NaN" in text or "Infinity" in text:  # rare: let the strict decoder judge
-                value, end = strict.raw_decode(text.strip())
-                if end != len(text.strip()):
-                    raise json.JSONDecodeError("Extra data", text.strip(), end)
-            else:
-                value = loads(text)
-        except json.JSONDecodeError as error:
-            if not text.strip():
-                continue
-            value = ValueError(f"unparseable JSON: {error.msg} at column {error.colno}")
+        values = fast(text)
+        if values is not None and NUL_ESCAPE not in text:
+            parsed_any += 1
+            yield new_row(GoodRow, (number, values, text, None))
+            continue
+        if not text.strip():
+            continue
+        value = _parse_json_line(strict, text)
         if isinstance(value, ValueError):
             unparseable += 1
-            yield SourceRecord(number, text, value)
+            yield RejectedRow(number, str(value), text)
             continue
         parsed_any += 1
-        yield SourceRecord(number, text, value, text)
+        yield _typed_row(coerce, SourceRecord(number, text, value, text))
     if unparseable and not parsed_any:
         raise SourceFileError(
             f"{path}: expected JSON Lines (one JSON object per line), but no line is JSON"
@@ -408,30 +530,29 @@ FORMAT_NAMES = {
 }
 
 
-def _text_records(path: Path, spec: SourceSpec) -> Iterator[SourceRecord]:
-    with _open_text(path) as handle:
-        if spec.format == "jsonl":
-            yield from _jsonl_records(handle, path)
-        elif spec.format == "json":
-            yield from _json_array_records(handle, path)
-        else:
-            yield from _csv_records(handle, path, spec)
+def _text_rows(
+    handle: io.TextIOBase, path: Path, spec: SourceSpec
+) -> Iterator[GoodRow | RejectedRow]:
+    if spec.format == "jsonl":
+        return _jsonl_rows(handle, path, spec)
+    if spec.format == "json":
+        return typed_rows(spec, _json_array_records(handle, path))
+    return typed_rows(spec, _csv_records(handle, path, spec))
 
 
-def file_records(path: Path, spec: SourceSpec) -> Iterator[SourceRecord]:
-    """Parsed records of one file, streamed; SourceFileError if the file is not what is declared."""
-    records = (
-        _parquet_records(path, spec) if spec.format == "parquet" else _text_records(path, spec)
-    )
+def read_source_file(path: Path, spec: SourceSpec) -> Iterator[GoodRow | RejectedRow]:
+    """Every record of a file as a typed GoodRow or a RejectedRow with its reason, streamed.
+
+    SourceFileError if the file is not what its source declares.
+    """
     expected = f"expected {FORMAT_NAMES[spec.format]}"
     try:
-        yield from records
+        if spec.format == "parquet":
+            yield from typed_rows(spec, _parquet_records(path, spec))
+            return
+        with _open_text(path) as handle:
+            yield from _text_rows(handle, path, spec)
     except UnicodeDecodeError as error:
         raise SourceFileError(f"{path}: {expected} in UTF-8: {error}") from error
     except (gzip.BadGzipFile, zlib.error, EOFError) as error:
         raise SourceFileError(f"{path}: {expected}, gzip-compressed: {error}") from error
-
-
-def read_source_file(path: Path, spec: SourceSpec) -> Iterator[GoodRow | RejectedRow]:
-    """Yield every record of a file as a typed GoodRow or a RejectedRow with its reason."""
-    return typed_rows(spec, file_records(path, spec))

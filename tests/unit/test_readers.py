@@ -204,3 +204,147 @@ def test_parquet_without_required_columns_or_not_parquet_fails(tmp_path):
     path.write_text("order_id,amount\n")
     with pytest.raises(SourceFileError, match="orders.parquet: expected a Parquet file"):
         list(read_source_file(path, _with_format("parquet")))
+
+
+WIDE_SPEC = parse_sources(
+    {
+        "sources": {
+            "events": {
+                "kind": "files",
+                "path": "*.jsonl",
+                "format": "jsonl",
+                "key": "id",
+                "columns": {
+                    "id": {"type": "text", "required": True},
+                    "note": {"type": "text"},
+                    "ts": {"type": "timestamp", "required": True},
+                    "seen": {"type": "timestamp"},
+                    "amount": {"type": "numeric"},
+                    "qty": {"type": "integer"},
+                    "paid": {"type": "boolean"},
+                },
+            }
+        }
+    }
+)["events"]
+TS = '"ts": "2026-10-01T10:00:00Z"'
+# Lines the fast decoder must agree on with the general rules: it either gives the same typed
+# values or declines, so that the general path decides (and names the reason).
+FAST_PATH_CASES = [
+    '{"id": "a", ' + TS + "}",
+    '{"id":"a","note":null,"ts":"2026-10-01T10:00:00+02:00","amount":10.50,"qty":3,"paid":true}',
+    '{"id": "a", "note": "", ' + TS + "}",
+    '{"id": "a", "note": "   ", ' + TS + "}",
+    '{"id": "a", "note": "\\t\\u00a0", ' + TS + "}",
+    '{"id": "a", "note": "\u3000", ' + TS + "}",
+    '{"id": "a", "note": " padded ", ' + TS + "}",
+    '{"id": "a", "note": "caf\u00e9 \\u00e9\\n", ' + TS + "}",
+    '{"id": " ", ' + TS + "}",
+    '{"id": "", ' + TS + "}",
+    '{"id": null, ' + TS + "}",
+    '{"note": "no id", ' + TS + "}",
+    '{"id": 5, ' + TS + "}",
+    '{"id": true, ' + TS + "}",
+    '{"id": 1.5e3, ' + TS + "}",
+    '{"id": {"nested": 1}, ' + TS + "}",
+    '{"id": ["a"], ' + TS + "}",
+    '{"id": "a", "ts": "2026-10-01T10:00:00"}',
+    '{"id": "a", "ts": "2026-10-01"}',
+    '{"id": "a", "ts": "2026-10-01 10:00:00Z"}',
+    '{"id": "a", "ts": "2026-10-01T10:00:00z"}',
+    '{"id": "a", "ts": "2026-10-01T10:00:00.1234567Z"}',
+    '{"id": "a", "ts": " 2026-10-01T10:00:00Z "}',
+    '{"id": "a", "ts": "1790000000"}',
+    '{"id": "a", "ts": 1790000000}',
+    '{"id": "a", "ts": 1790000000.5}',
+    '{"id": "a", "ts": "not-a-time"}',
+    '{"id": "a", "ts": ""}',
+    '{"id": "a", "ts": "2026-02-30T00:00:00Z"}',
+    '{"id": "a", ' + TS + ', "seen": ""}',
+    '{"id": "a", ' + TS + ', "seen": "  "}',
+    '{"id": "a", ' + TS + ', "seen": "2026-10-01T11:00:00-05:00"}',
+    '{"id": "a", ' + TS + ', "amount": "10.50", "qty": "3", "paid": "yes"}',
+    '{"id": "a", ' + TS + ', "amount": 0.1, "qty": 2.0, "paid": 0}',
+    '{"id": "a", ' + TS + ', "amount": 123456789012345678901234567890, "qty": -0}',
+    '{"id": "a", ' + TS + ', "amount": 1e400}',
+    '{"id": "a", ' + TS + ', "amount": "NaN"}',
+    '{"id": "a", ' + TS + ', "amount": true}',
+    '{"id": "a", ' + TS + ', "amount": " "}',
+    '{"id": "a", ' + TS + ', "qty": 1.5}',
+    '{"id": "a", ' + TS + ', "qty": "many"}',
+    '{"id": "a", ' + TS + ', "paid": "maybe"}',
+    '{"id": "a", ' + TS + ', "paid": [true]}',
+    '{"id": "a", ' + TS + ', "extra": {"kept": [1, 2, null]}, "more": "x"}',
+    '{"id": "first", "id": "last", ' + TS + "}",
+    '{"id": "a", "id": 7, ' + TS + "}",
+    '  {"id": "a", ' + TS + "}  ",
+]
+
+
+def _general_values(line: str):
+    """The general rules' verdict on a line: typed values, or the ValueError they raise."""
+    from journeyflow.readers import record_coercer
+
+    try:
+        return record_coercer(WIDE_SPEC)(json.loads(line))
+    except ValueError as error:
+        return error
+
+
+@pytest.mark.parametrize("line", FAST_PATH_CASES)
+def test_fast_decoder_agrees_with_the_general_rules(line):
+    from journeyflow.readers import fast_json_coercer
+
+    fast = fast_json_coercer(WIDE_SPEC)(line)
+    general = _general_values(line)
+    if fast is not None:
+        assert not isinstance(general, ValueError), f"fast path accepted a bad record: {general}"
+        assert fast == general
+        assert [type(value) for value in fast] == [type(value) for value in general]
+
+
+def test_fast_decoder_takes_ordinary_records_and_declines_unusual_ones():
+    from journeyflow.readers import fast_json_coercer
+
+    fast = fast_json_coercer(WIDE_SPEC)
+    ordinary = [
+        '{"id": "a", ' + TS + "}",
+        '{"id":"a","ts":"2026-10-01T10:00:00+02:00","amount":10.50,"qty":3,"paid":true}',
+        '{"id": "a", "note": " padded ", "x": {"y": 1}, ' + TS + "}",
+        '{"id": "first", "id": "last", ' + TS + "}",
+    ]
+    assert [fast(line) is not None for line in ordinary] == [True] * len(ordinary)
+    assert fast(ordinary[-1])[0] == "last"
+    unusual = [
+        '{"id": "a", "note": "   ", ' + TS + "}",
+        '{"id": 5, ' + TS + "}",
+        '{"id": "a", "ts": NaN}',
+        '{"id": "a", "ts": "2026-10-01T10:00:00z"}',
+        "[1]",
+        "{",
+    ]
+    assert [fast(line) for line in unusual] == [None] * len(unusual)
+
+
+def test_jsonl_rows_match_the_general_path_line_for_line(tmp_path):
+    path = tmp_path / "events.jsonl"
+    not_json = ["not json", '{"id": "a", "ts": Infinity}', '{"id": "a"', "[1]", "null"]
+    nul = '{"id": "n", ' + TS + ', "note": "nul \\u0000 here"}'
+    lines = [*FAST_PATH_CASES, "", "   ", *not_json, nul]
+    path.write_text("\n".join(lines) + "\r\n", encoding="utf-8")
+    rows = list(read_source_file(path, WIDE_SPEC))
+    numbers = [row.line_number for row in rows]
+    assert numbers == [n for n, line in enumerate(lines, start=1) if line.strip()]
+    for row in rows:
+        line = lines[row.line_number - 1]
+        if line in not_json:
+            assert isinstance(row, RejectedRow) and row.raw_text == line
+            assert "unparseable JSON" in row.reason or "expected an object" in row.reason
+        elif line == nul:
+            assert isinstance(row, RejectedRow) and "cannot store" in row.reason
+        elif isinstance(row, GoodRow):
+            assert row.values == _general_values(line)
+            assert row.record_json == line
+        else:
+            assert row.reason == str(_general_values(line))
+            assert row.raw_text == line
