@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.benchmarks.dag_runs import prepare_environment, task_durations  # noqa: E402
 from tests.benchmarks.touchpoint_files import (  # noqa: E402
     Population,
     default_intervals,
@@ -25,27 +26,6 @@ from tests.benchmarks.touchpoint_files import (  # noqa: E402
 END = datetime(2026, 11, 1, tzinfo=UTC)
 MODEL_LINE = re.compile(r"OK created .*? model (\S+) .*? in ([\d.]+)s\]")
 TEST_LINE = re.compile(r" (?:PASS|WARN) .*? in ([\d.]+)s\]")
-
-
-def _prepare_environment(workdir: Path) -> None:
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(workdir / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "JOURNEY_DATA_DIR": str(workdir / "data"),
-            "JOURNEY_REPORT_DIR": str(workdir / "report"),
-            "JOURNEY_CAMPAIGN_MODE": "dry_run",
-            "GX_ANALYTICS_ENABLED": "false",
-        }
-    )
-
-
-def _task_durations(dag_run) -> dict[str, float]:
-    durations: dict[str, float] = {}
-    for ti in dag_run.get_task_instances():
-        durations[ti.task_id] = durations.get(ti.task_id, 0.0) + (ti.duration or 0.0)
-    return durations
 
 
 def _dbt_timings(log_file: Path, offset: int) -> tuple[dict[str, float], float]:
@@ -68,7 +48,7 @@ def _run(dag, logical_date: datetime, log_file: Path) -> dict:
     return {
         "state": str(dag_run.state),
         "wall": wall,
-        "tasks": _task_durations(dag_run),
+        "tasks": task_durations(dag_run),
         "models": models,
         "tests": tests,
     }
@@ -133,7 +113,9 @@ def main() -> None:
     arguments = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    _prepare_environment(workdir)
+    prepare_environment(workdir)
+    os.environ["JOURNEY_REPORT_DIR"] = str(workdir / "report")
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
     os.environ["DBT_LOG_PATH"] = str(workdir / "dbt-logs")
     log_file = workdir / "dbt-logs" / "dbt.log"
     people = Population.of(arguments.people or max(1000, arguments.touchpoints // 40))

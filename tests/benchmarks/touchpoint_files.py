@@ -153,14 +153,16 @@ def _email_event_lines(rng, clock, people: Population, count: int, tag: str):
         )
 
 
-def _crm_lines(rng, clock, people: Population, first: int, last: int):
+def _crm_lines(rng, clock, people: Population, first: int, last: int, tag: str):
+    """CRM contacts of every third person in [first, last); each delivery has its own crm ids
+    (a file source appends, so a repeated id would be a duplicate key)."""
     yield "crm_id,user_id,email,phone,first_name,country,email_consent,updated_at\n"
     for person in range(first, last, 3):
         user_id = people.user_id(person) or ""
         email = people.email(person) or ""
         consent = "true" if person % 2 else "false"
         yield (
-            f"CRM-{person:08d},{user_id},{email},+1 212{person:07d},Sam,US,{consent},"
+            f"CRM-{tag}-{person:08d},{user_id},{email},+1 212{person:07d},Sam,US,{consent},"
             f"{_iso(clock.moment())}\n"
         )
 
@@ -198,7 +200,7 @@ def write_interval(data_dir: Path, interval: Interval, people: Population, seed:
     )
     crm_people = (0, people.size if interval.late_share == 0 else people.size // 100)
     _write_lines(
-        data_dir / "crm_contacts" / f"{tag}.csv", _crm_lines(rng, clock, people, *crm_people)
+        data_dir / "crm_contacts" / f"{tag}.csv", _crm_lines(rng, clock, people, *crm_people, tag)
     )
     return counts
 

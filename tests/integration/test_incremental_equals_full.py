@@ -131,9 +131,13 @@ def _redeliver(data_dir: Path, demo: dict[str, tuple[list[dict], list[str] | Non
 
 
 def _deliver(data_dir: Path, demo: dict, number: int) -> None:
+    """Write each source's file of one delivery (none when it has no records: an empty batch
+    fails gate_raw)."""
     for source, (records, columns) in demo.items():
-        path = data_dir / source / f"delivery_{number}.{FORMATS[source]}"
-        _write(path, FORMATS[source], _delivery(source, records, number), columns)
+        delivered = _delivery(source, records, number)
+        if delivered:
+            path = data_dir / source / f"delivery_{number}.{FORMATS[source]}"
+            _write(path, FORMATS[source], delivered, columns)
 
 
 @pytest.fixture(scope="module")
