@@ -57,20 +57,31 @@
 {%- endmacro %}
 
 
-{% macro touchpoint_is_restated(plan, loaded_column, occurred_columns, changed_columns) -%}
-    {%- if plan is none -%}
-        (1 = 1)
-    {%- else -%}
-        (
-            {{ loaded_column }} > {{ utc_timestamp_literal(plan.loaded_through) }}
-            {%- for column in occurred_columns %}
-            or {{ column }} >= {{ utc_timestamp_literal(plan.window_start) }}
-            {%- endfor %}
-            {%- for column in changed_columns %}
-            or {{ column }} is not null
-            {%- endfor %}
-        )
-    {%- endif -%}
+{#-
+    The records of a staging `relation` the run writes: every one without a plan; else those
+    loaded after the previous run, occurred (any of `occurred_columns`) inside the window, or
+    carrying an identifier (`identifier_columns`: identifier type -> column) listed in the
+    model's changed_identifiers.
+-#}
+{% macro touchpoint_records(relation, plan, occurred_columns, identifier_columns) -%}
+    select records.*
+    from {{ relation }} as records
+    {%- if plan is not none %}
+    {%- for identifier_type, column in identifier_columns.items() %}
+    {%- set value = 'records.' ~ column %}
+    left join changed_identifiers as changed_{{ identifier_type }}
+        on changed_{{ identifier_type }}.identifier_type = '{{ identifier_type }}'
+        and changed_{{ identifier_type }}.identifier_value
+            = {{ identity_email(value) if identifier_type == 'email' else value }}
+    {%- endfor %}
+    where records.loaded_at > {{ utc_timestamp_literal(plan.loaded_through) }}
+        {%- for column in occurred_columns %}
+        or records.{{ column }} >= {{ utc_timestamp_literal(plan.window_start) }}
+        {%- endfor %}
+        {%- for identifier_type in identifier_columns %}
+        or changed_{{ identifier_type }}.identifier_value is not null
+        {%- endfor %}
+    {%- endif %}
 {%- endmacro %}
 
 

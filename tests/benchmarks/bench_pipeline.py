@@ -116,6 +116,7 @@ def main() -> None:
     prepare_environment(workdir)
     os.environ["JOURNEY_REPORT_DIR"] = str(workdir / "report")
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"  # figures, not task logs
     os.environ["DBT_LOG_PATH"] = str(workdir / "dbt-logs")
     log_file = workdir / "dbt-logs" / "dbt.log"
     people = Population.of(arguments.people or max(1000, arguments.touchpoints // 40))

@@ -159,7 +159,7 @@ def _warehouse_state(url: str) -> dict[str, str]:
     return fingerprint(
         url,
         schemas=COMPARED,
-        ignore_columns=HISTORY_COLUMNS | {"restated_at"},
+        ignore_columns=HISTORY_COLUMNS,
         row_filters=ROW_FILTERS,
         include_views=True,
         skip_tables=HISTORY_TABLES,

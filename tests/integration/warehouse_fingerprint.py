@@ -20,6 +20,7 @@ VOLATILE_COLUMNS = {
     "erased_at",
     "changed_at",
     "resolved_at",
+    "restated_at",
     "profile_changed_at",
     "merged_at",
 }

@@ -39,71 +39,33 @@ changed_identifiers as (
 
 web_events as (
 
-    select web_events.*
-    from {{ ref('stg_web__events') }} as web_events
-    {%- if plan is not none %}
-    left join changed_identifiers as changed_user
-        on changed_user.identifier_type = 'user_id'
-        and changed_user.identifier_value = web_events.user_id
-    left join changed_identifiers as changed_email
-        on changed_email.identifier_type = 'email'
-        and changed_email.identifier_value = {{ identity_email('web_events.email') }}
-    left join changed_identifiers as changed_anonymous
-        on changed_anonymous.identifier_type = 'anonymous_id'
-        and changed_anonymous.identifier_value = web_events.anonymous_id
-    {%- endif %}
-    where {{ touchpoint_is_restated(
-        plan, 'web_events.loaded_at', ['web_events.occurred_at'],
-        ['changed_user.identifier_value', 'changed_email.identifier_value',
-         'changed_anonymous.identifier_value']
+    {{ touchpoint_records(
+        ref('stg_web__events'), plan, ['occurred_at'],
+        {'user_id': 'user_id', 'email': 'email', 'anonymous_id': 'anonymous_id'}
     ) }}
 
 ),
 
 orders as (
 
-    select orders.*
-    from {{ ref('stg_shop__orders') }} as orders
-    {%- if plan is not none %}
-    left join changed_identifiers as changed_email
-        on changed_email.identifier_type = 'email'
-        and changed_email.identifier_value = {{ identity_email('orders.customer_email') }}
-    {%- endif %}
-    where {{ touchpoint_is_restated(
-        plan, 'orders.loaded_at', ['orders.ordered_at'], ['changed_email.identifier_value']
+    {{ touchpoint_records(
+        ref('stg_shop__orders'), plan, ['ordered_at'], {'email': 'customer_email'}
     ) }}
 
 ),
 
 tickets as (
 
-    select tickets.*
-    from {{ ref('stg_support__tickets') }} as tickets
-    {%- if plan is not none %}
-    left join changed_identifiers as changed_email
-        on changed_email.identifier_type = 'email'
-        and changed_email.identifier_value = {{ identity_email('tickets.requester_email') }}
-    {%- endif %}
-    where {{ touchpoint_is_restated(
-        plan, 'tickets.loaded_at', ['tickets.opened_at', 'tickets.solved_at'],
-        ['changed_email.identifier_value']
+    {{ touchpoint_records(
+        ref('stg_support__tickets'), plan, ['opened_at', 'solved_at'],
+        {'email': 'requester_email'}
     ) }}
 
 ),
 
 email_events as (
 
-    select email_events.*
-    from {{ ref('stg_sendgrid__events') }} as email_events
-    {%- if plan is not none %}
-    left join changed_identifiers as changed_email
-        on changed_email.identifier_type = 'email'
-        and changed_email.identifier_value = {{ identity_email('email_events.email') }}
-    {%- endif %}
-    where {{ touchpoint_is_restated(
-        plan, 'email_events.loaded_at', ['email_events.occurred_at'],
-        ['changed_email.identifier_value']
-    ) }}
+    {{ touchpoint_records(ref('stg_sendgrid__events'), plan, ['occurred_at'], {'email': 'email'}) }}
 
 ),
 
