@@ -7,8 +7,9 @@
       window_start       touchpoint_window_start(): every day from there on is restated
                          whole, so records that vanished from a re-delivered file disappear
                          from the model as well
-      restated_through   max(restated_at) of the table: identifiers int_identifiers_resolved
-                         rewrote after it (profiles merged or split) re-stitch their touchpoints
+      restated_through   max(restated_at) of the table: identifiers whose profile id changed
+                         after it (int_identifiers_resolved.profile_changed_at: profiles
+                         merged or split) re-stitch their touchpoints
 
     none (rewrite everything) on a full build or while the table is empty.
 -#}
@@ -85,15 +86,17 @@
 {%- endmacro %}
 
 
-{#- Identifiers int_identifiers_resolved rewrote since the plan's restated_through (none when
-    there is no plan: nothing needs matching then). -#}
+{#- Identifiers whose profile id changed since the plan's restated_through (none when there
+    is no plan: nothing needs matching then). profile_changed_at, not resolved_at: identity
+    resolution rewrites every identifier of a profile that gained a record, most keep their
+    profile, and their history would be rewritten for nothing. -#}
 {% macro touchpoint_changed_identifiers(plan, identifiers) -%}
     select identifier_type, identifier_value
     from {{ identifiers }}
     {%- if plan is none %}
     where 1 = 0
     {%- else %}
-    where resolved_at > {{ utc_timestamp_literal(plan.restated_through) }}
+    where profile_changed_at > {{ utc_timestamp_literal(plan.restated_through) }}
     {%- endif %}
 {%- endmacro %}
 

@@ -9,7 +9,7 @@
     Incremental (macros/touchpoint_restatement.sql): a run rewrites every touchpoint of the
     source records loaded since the previous run (late-arriving ones included), of the days
     inside the restatement window (var('restatement_lookback_days')) and of the identifiers
-    whose profile identity resolution rewrote; rows of a restated record or day that no
+    whose profile id changed; rows of a restated record or day that no
     source holds any more are deleted. A full refresh builds the same table.
 -#}
 
