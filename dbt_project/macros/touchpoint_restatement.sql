@@ -30,7 +30,7 @@
     {{ log(
         this.identifier ~ ': restating records loaded after ' ~ plan.loaded_through
         ~ ', every touchpoint from ' ~ plan.window_start
-        ~ ' and the touchpoints of identifiers re-resolved after ' ~ plan.restated_through,
+        ~ ' and the touchpoints of identifiers whose profile changed after ' ~ plan.restated_through,
         info=True
     ) }}
     {{ return(plan) }}
