@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-gates bench-load bench-activation docs report ensure-chromium clean env lock bench-identity
+.PHONY: demo test lint format bench bench-gates bench-load bench-activation docs report ensure-chromium clean env lock bench-identity bench-pipeline
 
 env: $(INSTALLED)
 
@@ -39,6 +39,10 @@ bench-activation: $(INSTALLED)
 # Identity resolution in the warehouse against an in-memory union-find (N identifiers).
 bench-identity: $(INSTALLED)
 	$(BIN)/python tests/benchmarks/bench_identity.py --identifiers $(or $(N),1000000)
+
+# The whole DAG on N generated touchpoints (default 10,000,000), then incrementally on 1 % more.
+bench-pipeline: $(INSTALLED)
+	$(BIN)/python tests/benchmarks/bench_pipeline.py --touchpoints $(or $(N),10000000) $(BENCH_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check dags plugins tests

@@ -12,26 +12,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks.dag_runs import prepare_environment, task_durations  # noqa: E402
+
 GATES = ("gate_raw", "gate_marts", "gate_reporting")
-
-
-def _prepare_environment(workdir: Path) -> None:
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(workdir / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "JOURNEY_DATA_DIR": str(workdir / "data"),
-            "JOURNEY_CAMPAIGN_MODE": "dry_run",
-        }
-    )
-
-
-def _task_durations(dag_run) -> dict[str, float]:
-    durations: dict[str, float] = {}
-    for ti in dag_run.get_task_instances():
-        durations[ti.task_id] = durations.get(ti.task_id, 0.0) + (ti.duration or 0.0)
-    return durations
 
 
 def main() -> None:
@@ -40,7 +25,7 @@ def main() -> None:
     arguments = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-gates-"))
-    _prepare_environment(workdir)
+    prepare_environment(workdir)
     import psycopg
 
     from journeyflow import warehouse
@@ -62,7 +47,7 @@ def main() -> None:
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["journey_pipeline"]
     try:
         dag_run = dag.test(logical_date=datetime(2026, 11, 1, tzinfo=UTC))
-        durations = _task_durations(dag_run)
+        durations = task_durations(dag_run)
     finally:
         with psycopg.connect(warehouse.with_database(server, "postgres"), autocommit=True) as c:
             c.execute(f'drop database if exists "{name}" with (force)')

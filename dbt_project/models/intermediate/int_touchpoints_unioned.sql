@@ -1,41 +1,71 @@
 {#-
     Every touchpoint from every source, with the identifier it was recorded under and the
-    profile that identifier resolved to (e-mails matched on their identity key). Rebuilt on
-    every run from the current resolution, so touchpoints recorded before a person was
-    identified (anonymous web sessions) move to the profile as soon as a link appears. profile_id is null when the touchpoint carries no
+    profile that identifier resolved to (e-mails matched on their identity key), so
+    touchpoints recorded before a person was identified (anonymous web sessions) move to the
+    profile as soon as a link appears. profile_id is null when the touchpoint carries no
     usable identifier (e.g. only a blocklisted e-mail); fct_touchpoints keeps attributed
     touchpoints only.
+
+    Incremental (macros/touchpoint_restatement.sql): a run rewrites every touchpoint of the
+    source records loaded since the previous run (late-arriving ones included), of the days
+    inside the restatement window (var('restatement_lookback_days')) and of the identifiers
+    whose profile id changed; rows of a restated record or day that no
+    source holds any more are deleted. A full refresh builds the same table.
 -#}
+
+{{ config(
+    materialized='incremental',
+    unique_key=['source', 'source_record_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook=["{{ touchpoint_delete_vanished(this) }}", "{{ identity_analyze_sql(this) }}"],
+) }}
+
+{%- set plan = touchpoint_restatement_plan() %}
 
 with
 
+identifiers as (
+
+    select * from {{ ref('int_identifiers_resolved') }}
+
+),
+
+changed_identifiers as (
+
+    {{ touchpoint_changed_identifiers(plan, ref('int_identifiers_resolved')) }}
+
+),
+
 web_events as (
 
-    select * from {{ ref('stg_web__events') }}
+    {{ touchpoint_records(
+        ref('stg_web__events'), plan, ['occurred_at'],
+        {'user_id': 'user_id', 'email': 'email', 'anonymous_id': 'anonymous_id'}
+    ) }}
 
 ),
 
 orders as (
 
-    select * from {{ ref('stg_shop__orders') }}
+    {{ touchpoint_records(
+        ref('stg_shop__orders'), plan, ['ordered_at'], {'email': 'customer_email'}
+    ) }}
 
 ),
 
 tickets as (
 
-    select * from {{ ref('stg_support__tickets') }}
+    {{ touchpoint_records(
+        ref('stg_support__tickets'), plan, ['opened_at', 'solved_at'],
+        {'email': 'requester_email'}
+    ) }}
 
 ),
 
 email_events as (
 
-    select * from {{ ref('stg_sendgrid__events') }}
-
-),
-
-identifiers as (
-
-    select * from {{ ref('int_identifiers_resolved') }}
+    {{ touchpoint_records(ref('stg_sendgrid__events'), plan, ['occurred_at'], {'email': 'email'}) }}
 
 ),
 
@@ -62,7 +92,8 @@ web_touchpoints as (
             when by_email.profile_id is not null then web_events.email
             else web_events.anonymous_id
         end as identifier_value,
-        coalesce(by_user.profile_id, by_email.profile_id, by_anonymous.profile_id) as profile_id
+        coalesce(by_user.profile_id, by_email.profile_id, by_anonymous.profile_id) as profile_id,
+        web_events.loaded_at
     from web_events
     left join identifiers as by_user
         on by_user.identifier_type = 'user_id'
@@ -89,7 +120,8 @@ order_touchpoints as (
         cast(null as {{ dbt.type_string() }}) as campaign_id,
         'email' as identifier_type,
         orders.customer_email as identifier_value,
-        identifiers.profile_id
+        identifiers.profile_id,
+        orders.loaded_at
     from orders
     left join identifiers
         on identifiers.identifier_type = 'email'
@@ -104,7 +136,8 @@ ticket_events as (
         requester_email,
         'ticket_opened' as touchpoint_type,
         'ticket_opened:' as id_prefix,
-        opened_at as occurred_at
+        opened_at as occurred_at,
+        loaded_at
     from tickets
 
     union all
@@ -114,7 +147,8 @@ ticket_events as (
         requester_email,
         'ticket_solved',
         'ticket_solved:',
-        solved_at
+        solved_at,
+        loaded_at
     from tickets
     where solved_at is not null
 
@@ -133,7 +167,8 @@ ticket_touchpoints as (
         cast(null as {{ dbt.type_string() }}) as campaign_id,
         'email' as identifier_type,
         ticket_events.requester_email as identifier_value,
-        identifiers.profile_id
+        identifiers.profile_id,
+        ticket_events.loaded_at
     from ticket_events
     left join identifiers
         on identifiers.identifier_type = 'email'
@@ -154,7 +189,8 @@ email_touchpoints as (
         email_events.campaign_id,
         'email' as identifier_type,
         email_events.email as identifier_value,
-        identifiers.profile_id
+        identifiers.profile_id,
+        email_events.loaded_at
     from email_events
     left join identifiers
         on identifiers.identifier_type = 'email'
@@ -172,6 +208,15 @@ unioned as (
     union all
     select * from email_touchpoints
 
+),
+
+final as (
+
+    select
+        unioned.*,
+        {{ build_timestamp() }} as restated_at
+    from unioned
+
 )
 
-select * from unioned
+select * from final

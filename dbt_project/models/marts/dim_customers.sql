@@ -5,6 +5,8 @@
     currency_rates seed; revenue_by_currency keeps the amounts as they were paid.
 -#}
 
+{{ config(pre_hook="{{ prefer_hash_joins() }}") }}
+
 with
 
 identifiers as (

@@ -1,4 +1,10 @@
-{#- One row per touchpoint attributed to a profile. -#}
+{#-
+    One row per touchpoint attributed to a profile. A view over the incremental
+    int_touchpoints_unioned: restated touchpoints show here the moment that model is
+    written, and the warehouse keeps one copy of the biggest table instead of two.
+-#}
+
+{{ config(materialized='view') }}
 
 with
 

@@ -1,0 +1,126 @@
+{#-
+    Incremental touchpoints: which source records an incremental run of
+    int_touchpoints_unioned rewrites.
+
+      loaded_through     max(loaded_at) of the table: records loaded after it are new or
+                         re-delivered, however long ago they occurred (late-arriving)
+      window_start       touchpoint_window_start(): every day from there on is restated
+                         whole, so records that vanished from a re-delivered file disappear
+                         from the model as well
+      restated_through   max(restated_at) of the table: identifiers whose profile id changed
+                         after it (int_identifiers_resolved.profile_changed_at: profiles
+                         merged or split) re-stitch their touchpoints
+
+    none (rewrite everything) on a full build or while the table is empty.
+-#}
+{% macro touchpoint_restatement_plan() -%}
+    {%- set window_start = touchpoint_window_start() -%}
+    {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
+    {%- set row = run_query(
+        'select cast(max(loaded_at) as ' ~ dbt.type_string() ~ '),'
+        ~ ' cast(max(restated_at) as ' ~ dbt.type_string() ~ ')'
+        ~ ' from ' ~ this
+    ).rows[0] -%}
+    {%- if row[0] is none or row[1] is none -%}{{ return(none) }}{%- endif -%}
+    {%- set plan = {
+        'loaded_through': row[0],
+        'window_start': window_start,
+        'restated_through': row[1],
+    } -%}
+    {{ log(
+        this.identifier ~ ': restating records loaded after ' ~ plan.loaded_through
+        ~ ', every touchpoint from ' ~ plan.window_start
+        ~ ' and the touchpoints of identifiers whose profile changed after ' ~ plan.restated_through,
+        info=True
+    ) }}
+    {{ return(plan) }}
+{%- endmacro %}
+
+
+{#- Start (UTC midnight, as text) of the restatement window: var('restatement_lookback_days')
+    whole days before the UTC day of the as-of time (the run's data interval end). -#}
+{% macro touchpoint_window_start() -%}
+    {%- set lookback = var('restatement_lookback_days') -%}
+    {%- if lookback is not number or lookback < 0 or lookback != lookback | int -%}
+        {{ exceptions.raise_compiler_error(
+            "var('restatement_lookback_days') must be a whole number of days >= 0, got " ~ lookback
+        ) }}
+    {%- endif -%}
+    {%- set as_of = var('as_of', none) -%}
+    {%- if as_of -%}
+        {%- set as_of_day = modules.datetime.datetime.fromisoformat(as_of | string)
+            .astimezone(modules.pytz.utc).date() -%}
+    {%- else -%}
+        {%- set as_of_day = run_started_at.astimezone(modules.pytz.utc).date() -%}
+    {%- endif -%}
+    {%- set start = as_of_day - modules.datetime.timedelta(days=lookback | int) -%}
+    {{ return(start.isoformat() ~ ' 00:00:00+00') }}
+{%- endmacro %}
+
+
+{#-
+    The records of a staging `relation` the run writes: every one without a plan; else those
+    loaded after the previous run, occurred (any of `occurred_columns`) inside the window, or
+    carrying an identifier (`identifier_columns`: identifier type -> column) listed in the
+    model's changed_identifiers.
+-#}
+{% macro touchpoint_records(relation, plan, occurred_columns, identifier_columns) -%}
+    select records.*
+    from {{ relation }} as records
+    {%- if plan is not none %}
+    {%- for identifier_type, column in identifier_columns.items() %}
+    {%- set value = 'records.' ~ column %}
+    left join changed_identifiers as changed_{{ identifier_type }}
+        on changed_{{ identifier_type }}.identifier_type = '{{ identifier_type }}'
+        and changed_{{ identifier_type }}.identifier_value
+            = {{ identity_email(value) if identifier_type == 'email' else value }}
+    {%- endfor %}
+    where records.loaded_at > {{ utc_timestamp_literal(plan.loaded_through) }}
+        {%- for column in occurred_columns %}
+        or records.{{ column }} >= {{ utc_timestamp_literal(plan.window_start) }}
+        {%- endfor %}
+        {%- for identifier_type in identifier_columns %}
+        or changed_{{ identifier_type }}.identifier_value is not null
+        {%- endfor %}
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- Identifiers whose profile id changed since the plan's restated_through (none when there
+    is no plan: nothing needs matching then). profile_changed_at, not resolved_at: identity
+    resolution rewrites every identifier of a profile that gained a record, most keep their
+    profile, and their history would be rewritten for nothing. -#}
+{% macro touchpoint_changed_identifiers(plan, identifiers) -%}
+    select identifier_type, identifier_value
+    from {{ identifiers }}
+    {%- if plan is none %}
+    where 1 = 0
+    {%- else %}
+    where profile_changed_at > {{ utc_timestamp_literal(plan.restated_through) }}
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- Post-hook: a restated day holds exactly what the sources hold now, so rows inside the
+    window that this run did not rewrite no longer exist in any source. -#}
+{% macro touchpoint_delete_vanished(relation) -%}
+    {%- if is_incremental() -%}
+        delete from {{ relation }}
+        where occurred_at >= {{ utc_timestamp_literal(touchpoint_window_start()) }}
+            and restated_at < {{ build_timestamp() }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- A timestamp with time zone literal from its text form (e.g. '2026-11-01 00:00:00+00'). -#}
+{% macro utc_timestamp_literal(text) -%}
+    {{ return(adapter.dispatch('utc_timestamp_literal', 'journeyflow')(text)) }}
+{%- endmacro %}
+
+{% macro default__utc_timestamp_literal(text) -%}
+    cast('{{ text }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro postgres__utc_timestamp_literal(text) -%}
+    cast('{{ text }}' as timestamptz)
+{%- endmacro %}
