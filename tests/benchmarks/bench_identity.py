@@ -224,7 +224,7 @@ def run_model(url: str, select: str, target_dir: Path) -> tuple[float, float, di
     )
     wall = time.perf_counter() - started
     for line in output.splitlines():
-        if "identity resolution (" in line or "components converged" in line:
+        if any(marker in line for marker in ("identity resolution (", "converged", "steps:")):
             print("  dbt | " + line[line.index("identity resolution") :])
     results = json.loads((target_dir / "run_results.json").read_text())
     timings = {

@@ -12,7 +12,9 @@
     only a guard against a bug and is far above what any real graph needs.
 
     Returns a relation (node_id, label) for every node that is not its own label; the label
-    is the smallest node_id of its component.
+    is the smallest node_id of its component. It is analyzed: the next statement joins it
+    to every identifier, and without statistics the planner sorts both sides instead of
+    hashing the labels.
 -#}
 {% macro identity__connected_components(links, max_rounds=200) -%}
 
@@ -72,14 +74,15 @@
     {%- for hook in state.hooks | reverse -%}
         {%- if composed.labels is none -%}
             {%- set composed.labels = identity__temp_table('labels_' ~ loop.index,
-                'select node_id, parent as label from ' ~ hook) -%}
+                'select node_id, parent as label from ' ~ hook, analyze=loop.last) -%}
         {%- else -%}
             {%- set composed.labels = identity__temp_table('labels_' ~ loop.index, '
                 select hook.node_id, coalesce(later.label, hook.parent) as label
                 from ' ~ hook ~ ' as hook
                 left join ' ~ composed.labels ~ ' as later on later.node_id = hook.parent
                 union all
-                select node_id, label from ' ~ composed.labels
+                select node_id, label from ' ~ composed.labels,
+                analyze=loop.last
             ) -%}
         {%- endif -%}
     {%- endfor -%}

@@ -35,10 +35,12 @@
     {%- set session_settings = identity_session_settings() | trim -%}
     {% if session_settings %}{% do run_query(session_settings) %}{% endif %}
 
+    {%- set timer = {'last': modules.datetime.datetime.now(), 'steps': []} -%}
     {%- set edges = '(' ~ sql ~ ') as identity_edges' -%}
     {#- the previous resolution, unless the table predates this materialization -#}
     {%- set previous_relation = existing_relation if identity__is_resolution_state(existing_relation) else none -%}
     {%- set scope = identity__scope(previous_relation, edges) -%}
+    {% do identity__lap(timer, 'scope') %}
 
     {%- set graph = namespace(node_ids=identity__node_ids(scope)) -%}
     {%- for attempt in range(2) -%}
@@ -49,15 +51,19 @@
         {%- set graph.node_ids = default__identity__node_ids(scope) -%}
     {%- endfor -%}
     {%- set assigned = graph.assigned -%}
+    {% do identity__lap(timer, 'graph and components') %}
 
     {%- set stats = identity__component_stats(assigned) -%}
+    {% do identity__lap(timer, 'statistics') %}
     {%- set limited = identity__apply_limits(assigned, stats, graph.links) -%}
+    {% do identity__lap(timer, 'limits') %}
     {%- set components = identity__components(assigned, limited.rebuilt) -%}
     {% do identity__check_cluster_sizes(components, stats, scope.edges) %}
     {%- set survivors = identity__survivors(stats) -%}
     {%- set resolved = identity__resolved(components, survivors, materialize=previous_relation is not none) -%}
     {%- set changes = identity__changes(resolved, scope, previous_relation) -%}
     {%- set final_sql = identity__final_sql(resolved, changes, previous_relation) -%}
+    {% do identity__lap(timer, 'size check and changes') %}
 
     {%- if scope.mode == 'full' -%}
         {% call statement('main') -%}
@@ -83,6 +89,7 @@
     {%- endif -%}
 
     {%- set written = load_result('main')['response'].rows_affected -%}
+    {% do identity__lap(timer, 'write') %}
     {{ log(
         'identity resolution (' ~ scope.mode ~ '): ' ~ written ~ ' identifiers rewritten in '
         ~ identity__scalar('select count(*) from ' ~ stats) ~ ' profiles, '
@@ -93,6 +100,8 @@
 
     {% do identity__analyze(target_relation) %}
     {% do identity__drop_temp_tables() %}
+    {% do identity__lap(timer, 'analyze and clean-up') %}
+    {{ log('identity resolution steps: ' ~ timer.steps | join(', '), info=True) }}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do apply_grants(target_relation, config.get('grants'), should_revoke=should_revoke(existing_relation, full_refresh_mode=True)) %}
     {% do persist_docs(target_relation, model) %}
@@ -103,6 +112,14 @@
     {{ return({'relations': [target_relation]}) }}
 
 {% endmaterialization %}
+
+
+{#- Record the seconds spent since the previous lap as `step` in `timer` (logged at the end). -#}
+{% macro identity__lap(timer, step) -%}
+    {%- set now = modules.datetime.datetime.now() -%}
+    {%- do timer.steps.append(step ~ ' ' ~ '%.2f' | format((now - timer.last).total_seconds()) ~ ' s') -%}
+    {%- do timer.update({'last': now}) -%}
+{%- endmacro %}
 
 
 {#- Columns of the resolved table, in order. -#}
