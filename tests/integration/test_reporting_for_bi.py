@@ -110,6 +110,17 @@ def test_the_pipeline_passes_its_run_id_and_the_second_publish_replaced_every_ta
     assert db.execute("select count(*) from reporting.rpt_stage_flow").fetchone()[0] > 0
 
 
+def test_trend_revenue_is_in_the_reporting_currency(published, db):
+    trend_revenue, converted, as_paid = db.execute(
+        "select (select sum(revenue) from reporting.rpt_kpi_trends)::float,"
+        " (select sum(revenue) from marts.dim_customers)::float,"
+        " (select sum(amount) from marts.fct_touchpoints"
+        "  where touchpoint_type = 'order_completed')::float"
+    ).fetchone()
+    assert trend_revenue == pytest.approx(converted, rel=1e-4)
+    assert as_paid != pytest.approx(converted, rel=1e-2)  # demo orders are also in EUR and GBP
+
+
 def test_reporting_holds_no_direct_identifiers(published, db):
     columns = db.execute(
         "select table_name, column_name from information_schema.columns"

@@ -1,6 +1,7 @@
 {#-
     Weekly business KPIs for trend lines, one row per ISO week (Monday start, UTC) with any
-    touchpoint: active, new and ordering customers, orders, revenue, the first entries into
+    touchpoint: active, new and ordering customers, orders, revenue (in
+    var('reporting_currency')), the first entries into
     each stage and the customers who lapsed that week. Counts and sums only, no personal data.
 -#}
 
@@ -18,6 +19,23 @@ stage_history as (
 
 ),
 
+converted_orders as (
+
+    select * from {{ ref('int_orders_converted') }}
+
+),
+
+{#- Completed orders' revenue in var('reporting_currency'), by the week they were placed. -#}
+weekly_revenue as (
+
+    select
+        {{ week_start(utc_date('occurred_at')) }} as week_start,
+        sum(revenue) as revenue
+    from converted_orders
+    group by {{ week_start(utc_date('occurred_at')) }}
+
+),
+
 activity as (
 
     select
@@ -25,8 +43,7 @@ activity as (
         count(distinct profile_id) as active_customers,
         count(distinct case when touchpoint_type = 'order_completed' then profile_id end)
             as ordering_customers,
-        sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as orders,
-        sum(case when touchpoint_type = 'order_completed' then amount else 0 end) as revenue
+        sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as orders
     from touchpoints
     group by {{ week_start(utc_date('occurred_at')) }}
 
@@ -69,8 +86,8 @@ final as (
         cast(coalesce(stage_entries.lapsed_customers, 0) as bigint) as lapsed_customers,
         cast(activity.ordering_customers as bigint) as ordering_customers,
         cast(activity.orders as bigint) as orders,
-        cast(round(activity.revenue, 2) as {{ dbt.type_numeric() }}) as revenue,
-        round(cast(activity.revenue as {{ dbt.type_numeric() }}) / nullif(activity.orders, 0), 2)
+        cast(round(coalesce(weekly_revenue.revenue, 0), 2) as {{ dbt.type_numeric() }}) as revenue,
+        round(cast(weekly_revenue.revenue as {{ dbt.type_numeric() }}) / nullif(activity.orders, 0), 2)
             as average_order_value,
         round(
             cast(activity.ordering_customers as {{ dbt.type_numeric() }})
@@ -82,6 +99,8 @@ final as (
     from activity
     left join stage_entries
         on stage_entries.week_start = activity.week_start
+    left join weekly_revenue
+        on weekly_revenue.week_start = activity.week_start
 
 )
 
