@@ -59,12 +59,25 @@
 {%- endmacro %}
 
 {#-
+    A value the pipeline passes for one run: var(name) when given (--vars, unit tests), else
+    the environment variable JOURNEY_<NAME>, read only while executing: a value that changes
+    every run then never makes dbt re-parse the project (as --vars would). None when unset.
+-#}
+{% macro pipeline_value(name) -%}
+    {%- set value = var(name, none) -%}
+    {%- if value is none and execute -%}
+        {%- set value = env_var('JOURNEY_' ~ (name | upper), '') or none -%}
+    {%- endif -%}
+    {{ return(value) }}
+{%- endmacro %}
+
+{#-
     The moment data logic measures "recent" and "stalled" against: the pipeline passes its
-    data interval's end as var('as_of'), so rebuilding an interval later gives the same tables.
-    Without the var (ad-hoc runs) it is the build's start.
+    data interval's end as `as_of` (see pipeline_value), so rebuilding an interval later gives
+    the same tables. Without it (ad-hoc runs) it is the build's start.
 -#}
 {% macro as_of_timestamp() -%}
-    {%- set as_of = var('as_of', none) -%}
+    {%- set as_of = pipeline_value('as_of') -%}
     {%- if as_of -%}
         cast('{{ as_of }}' as {{ dbt.type_timestamp() }})
     {%- else -%}

@@ -1,6 +1,6 @@
-{#- The pipeline run that refreshed the reporting tables (var run_id, else the dbt invocation). -#}
+{#- The pipeline run that refreshed the reporting tables (run_id, else the dbt invocation). -#}
 {% macro build_run_id() -%}
-    cast('{{ dbt.escape_single_quotes(var("run_id", invocation_id) | string) }}' as {{ dbt.type_string() }})
+    cast('{{ dbt.escape_single_quotes((pipeline_value("run_id") or invocation_id) | string) }}' as {{ dbt.type_string() }})
 {%- endmacro %}
 
 {#- Monday of the ISO week of a date, as a date. -#}

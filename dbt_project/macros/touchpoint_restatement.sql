@@ -46,7 +46,7 @@
             "var('restatement_lookback_days') must be a whole number of days >= 0, got " ~ lookback
         ) }}
     {%- endif -%}
-    {%- set as_of = var('as_of', none) -%}
+    {%- set as_of = pipeline_value('as_of') -%}
     {%- if as_of -%}
         {%- set as_of_day = modules.datetime.datetime.fromisoformat(as_of | string)
             .astimezone(modules.pytz.utc).date() -%}

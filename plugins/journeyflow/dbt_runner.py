@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -24,11 +26,49 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def run_dbt(args: list[str], project_dir: Path, warehouse_url: str) -> str:
-    """Run `dbt <args>` in the project; raise DbtFailure naming what failed."""
+def run_values_environment(run_values: dict[str, str]) -> dict[str, str]:
+    """The environment variables the project's `pipeline_value` macro reads (JOURNEY_<NAME>)."""
+    return {f"JOURNEY_{name.upper()}": value for name, value in run_values.items()}
+
+
+def _command_vars(args: list[str]) -> str:
+    return args[args.index("--vars") + 1] if "--vars" in args[:-1] else ""
+
+
+def target_path(project_dir: Path, warehouse_url: str, args: list[str]) -> Path:
+    """A target folder per warehouse and --vars, so dbt's partial parsing survives runs.
+
+    dbt re-parses the whole project (tens of seconds) whenever the --vars or the connection
+    differ from its previous parse: values that change every run (as-of time, run id) are
+    passed as environment variables instead, read only at execution, and each warehouse and
+    kind of build (marts, reporting) keeps its own parse state.
+    """
+    parts = dbt_environment(warehouse_url)
+    identity = json.dumps(
+        [
+            parts.get("JOURNEY_DB_HOST"),
+            parts.get("JOURNEY_DB_PORT"),
+            parts.get("JOURNEY_DB_NAME"),
+            _command_vars(args),
+        ]
+    )
+    return project_dir / "target" / hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def run_dbt(
+    args: list[str],
+    project_dir: Path,
+    warehouse_url: str,
+    run_values: dict[str, str] | None = None,
+) -> str:
+    """Run `dbt <args>` in the project; raise DbtFailure naming what failed.
+
+    run_values (e.g. as_of, run_id) reach the models through `pipeline_value(name)`.
+    """
     env = {
         **os.environ,
         **dbt_environment(warehouse_url),
+        **run_values_environment(run_values or {}),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
     }
@@ -40,6 +80,8 @@ def run_dbt(args: list[str], project_dir: Path, warehouse_url: str) -> str:
         "--profiles-dir",
         str(project_dir),
     ]
+    if "--target-path" not in args and "DBT_TARGET_PATH" not in os.environ:
+        command += ["--target-path", str(target_path(project_dir, warehouse_url, args))]
     log.info("running %s", " ".join(command[: 1 + len(args)]))
     process = subprocess.Popen(
         command,

@@ -107,11 +107,12 @@ def gate(checkpoint: str, run_id: str, interval_end: datetime) -> dict:
 def build_marts(as_of: datetime | None = None) -> dict:
     """dbt build (models, data tests, unit tests) of everything below reporting, as of a time."""
     settings = load_settings()
-    dbt_vars = {"as_of": as_of.astimezone(UTC).isoformat()} if as_of else {}
+    run_values = {"as_of": as_of.astimezone(UTC).isoformat()} if as_of else {}
     output = run_dbt(
-        ["build", "--exclude", REPORTING_SELECTOR, "--vars", json.dumps(dbt_vars)],
+        ["build", "--exclude", REPORTING_SELECTOR],
         settings.dbt_project_dir,
         settings.warehouse_url,
+        run_values,
     )
     return ops.dbt_totals(output)
 
@@ -120,12 +121,11 @@ def build_reporting(run_id: str | None = None) -> dict:
     """dbt build of the reporting models into the build schema, aside from what BI reads."""
     settings = load_settings()
     dbt_vars = {"reporting_schema": publishing.BUILD_SCHEMA}
-    if run_id:
-        dbt_vars["run_id"] = run_id
     output = run_dbt(
         ["build", "--select", REPORTING_SELECTOR, "--vars", json.dumps(dbt_vars)],
         settings.dbt_project_dir,
         settings.warehouse_url,
+        {"run_id": run_id} if run_id else {},
     )
     return ops.dbt_totals(output)
 
