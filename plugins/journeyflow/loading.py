@@ -119,10 +119,23 @@ def ensure_raw_schema(conn: psycopg.Connection, spec: SourceSpec) -> None:
     )
     conn.execute(sql.SQL("alter table {} add column if not exists _source text").format(rejected))
     _check_column_types(conn, spec)
-    if spec.by_interval:
+    _ensure_raw_indexes(conn, spec)
+
+
+def _ensure_raw_indexes(conn: psycopg.Connection, spec: SourceSpec) -> None:
+    """Index a raw table by record key, load time and file.
+
+    Incremental models and checks read only what was loaded since their previous run
+    (`_loaded_at`), and look the keys of those rows up among all the others (`key`); a
+    new or re-delivered file first deletes the rows of its previous version
+    (`_source_file`). None of them has to scan a whole raw table with its wide `_record`.
+    """
+    table = _qualified(spec.table)
+    columns = (("key", spec.key), ("loaded_at", "_loaded_at"), ("source_file", "_source_file"))
+    for suffix, column in columns:
         conn.execute(
             sql.SQL("create index if not exists {} on {} ({})").format(
-                sql.Identifier(f"{spec.name}__key_idx"), table, sql.Identifier(spec.key)
+                sql.Identifier(f"{spec.name}__{suffix}_idx"), table, sql.Identifier(column)
             )
         )
 

@@ -89,18 +89,24 @@ def replay_quarantine(source_name: str) -> dict:
 
 
 def gate(checkpoint: str, run_id: str, interval_end: datetime) -> dict:
-    """Run a quality gate; persists every result and raises when an error-level check fails."""
+    """Run a quality gate; persists every result and raises when an error-level check fails.
+
+    Raw tables are validated on the rows loaded since the gate last passed on them.
+    """
     settings = load_settings()
-    checks = quality.run_checkpoint(
+    specs = load_sources(settings.sources_file).values()
+    checks, scope = quality.run_checkpoint(
         settings.expectations_dir,
         settings.warehouse_url,
         checkpoint,
         run_id,
         interval_end,
         quality_rules(settings),
+        new_rows_keys={spec.table: spec.key for spec in specs},
     )
     with connect(settings.warehouse_url) as conn:
         quality.persist_results(conn, checkpoint, run_id, checks)
+        quality.advance_watermarks(conn, checkpoint, scope, checks)
     return quality.enforce(checkpoint, checks)
 
 

@@ -145,6 +145,25 @@ def test_duplicate_keys_fail_gate_raw(blocked_run, gate_env, gdb):
     ] == [f'["{duplicate_id}", "{duplicate_id}"]']
 
 
+def test_bad_rows_fail_gate_raw_again_until_fixed(blocked_run, gate_env, gdb):
+    """gate_raw validates what was loaded since it last passed: a failure is not forgotten."""
+    extra = gate_env[1] / "orders" / "orders_unknown_status.csv"
+    extra.write_text(
+        "order_id,customer_email,amount,currency,status,ts\n"
+        "odd-1,someone@example.com,10.00,USD,lost_in_mail,2026-10-30T10:00:00Z\n"
+    )
+    try:
+        for _ in range(2):  # the second run loads nothing new: the same rows fail again
+            states = blocked_run()
+            assert states["gate_raw"] == "failed"
+            assert ("raw.orders", "expect_column_values_to_be_in_set", "status") in [
+                (t, e, c) for t, e, c, _, _ in latest_gate_failure(gdb, "gate_raw")
+            ]
+    finally:
+        extra.unlink()
+        retract_file(gdb, "orders", "orders/orders_unknown_status.csv")
+
+
 def test_late_empty_batch_fails_gate_raw(blocked_run, gate_env, gdb):
     empty = gate_env[1] / "web_events" / "web_events_late.jsonl"
     empty.write_text("")

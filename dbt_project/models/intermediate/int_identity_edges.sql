@@ -19,6 +19,7 @@
     pre_hook="{{ identity_session_settings() }}",
     post_hook="{{ identity_analyze_sql(this) }}",
     indexes=[
+        {'columns': ['edge_id'], 'unique': True},
         {'columns': ['left_identifier_type', 'left_identifier_value']},
         {'columns': ['right_identifier_type', 'right_identifier_value']},
         {'columns': ['changed_at']},

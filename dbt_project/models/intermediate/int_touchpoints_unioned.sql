@@ -11,6 +11,9 @@
     inside the restatement window (var('restatement_lookback_days')) and of the identifiers
     whose profile id changed; rows of a restated record or day that no
     source holds any more are deleted. A full refresh builds the same table.
+    Indexes: the plan reads max(loaded_at) and max(restated_at), the vanished rows are
+    found by occurred_at, and the data tests check only the rows restated since they last
+    passed (restated_at), touchpoint ids among all others (unique, also enforced on write).
 -#}
 
 {{ config(
@@ -19,6 +22,12 @@
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
     post_hook=["{{ touchpoint_delete_vanished(this) }}", "{{ identity_analyze_sql(this) }}"],
+    indexes=[
+        {'columns': ['touchpoint_id'], 'unique': True},
+        {'columns': ['restated_at']},
+        {'columns': ['loaded_at']},
+        {'columns': ['occurred_at']},
+    ],
 ) }}
 
 {%- set plan = touchpoint_restatement_plan() %}

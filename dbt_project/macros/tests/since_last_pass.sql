@@ -1,0 +1,101 @@
+{#-
+    Data tests that check only the rows written since they last passed.
+
+    A generic test configured with
+        where: "__since_last_pass(loaded_at)__"
+    checks the rows whose `loaded_at` is after the start of the last build in which this
+    very test passed (every row before it has passed) or null, and
+        where: "__since_last_pass(loaded_at, event_id)__"
+    checks every row sharing an `event_id` with such a row; a `unique` test does the latter
+    on its own column, so that it still catches a new row repeating an old key. Both
+    columns should be indexed on big tables. The time column must be one the build or the loader
+    sets on every write (restated_at, changed_at, resolved_at, loaded_at).
+
+    The watermark advances only when the test passes (dq.data_test_watermarks, written by
+    record_passed_data_tests on-run-end): rows of a failed build are checked again by the
+    next one, a full rebuild (new time stamps) checks every row, and an unknown test (no
+    watermark) checks the whole table. Rows must not be written by a transaction that
+    began before the build and commits after it started (the pipeline loads, then builds).
+-#}
+
+{% macro data_test_watermarks_ddl() -%}
+    create schema if not exists dq;
+    create table if not exists dq.data_test_watermarks (
+        test_id text primary key,
+        passed_build_at timestamptz not null
+    )
+{%- endmacro %}
+
+
+{#- dbt's default, plus the __since_last_pass(...)__ placeholder (see above). -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where') -%}
+    {%- if not where -%}{{ return(relation) }}{%- endif -%}
+    {%- set pattern = '__since_last_pass\\(\\s*(\\w+)\\s*(?:,\\s*(\\w+)\\s*)?\\)__' -%}
+    {%- set match = modules.re.search(pattern, where) -%}
+    {%- if match -%}
+        {%- set key_column = match.group(2) -%}
+        {%- if key_column is none and model.test_metadata and model.test_metadata.name == 'unique' -%}
+            {%- set key_column = model.test_metadata.kwargs.column_name -%}
+        {%- endif -%}
+        {%- set where = where.replace(
+            match.group(0), since_last_pass_condition(relation, match.group(1), key_column)
+        ) -%}
+    {%- endif -%}
+    {%- set filtered -%}
+        (select * from {{ relation }} where {{ where }}) dbt_subquery
+    {%- endset -%}
+    {{ return(filtered) }}
+{%- endmacro %}
+
+
+{#- SQL condition: rows of `relation` written since the running test last passed, or rows
+    sharing `key_column` with one of them. -#}
+{% macro since_last_pass_condition(relation, time_column, key_column=none) -%}
+    {%- set written -%}
+        ({{ time_column }} > {{ last_pass_timestamp() }} or {{ time_column }} is null)
+    {%- endset -%}
+    {%- if key_column -%}
+        {{ key_column }} in (select {{ key_column }} from {{ relation }} where {{ written }})
+    {%- else -%}
+        {{ written }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The running test's watermark as a literal (so the planner sees how few rows are new
+    and uses the time column's index); -infinity when it never passed. -#}
+{% macro last_pass_timestamp() -%}
+    {%- set never = "cast('-infinity' as timestamptz)" -%}
+    {%- if not execute -%}{{ return(never) }}{%- endif -%}
+    {%- if run_query("select to_regclass('dq.data_test_watermarks') is null").rows[0][0] -%}
+        {{ return(never) }}
+    {%- endif -%}
+    {%- set rows = run_query(
+        "select to_char(passed_build_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        ~ " from dq.data_test_watermarks where test_id = '" ~ model.unique_id ~ "'"
+    ).rows -%}
+    {%- if rows | length == 0 -%}{{ return(never) }}{%- endif -%}
+    {{ return(utc_timestamp_literal(rows[0][0] ~ '+00')) }}
+{%- endmacro %}
+
+
+{#- on-run-end: the tests scoped by __since_last_pass(...)__ that passed in this build
+    move their watermark to its start. -#}
+{% macro record_passed_data_tests(results) -%}
+    {%- set passed = [] -%}
+    {%- for result in results -%}
+        {%- if result.node.resource_type == 'test' and result.status == 'pass'
+            and '__since_last_pass(' in (result.node.config.where or '') -%}
+            {%- do passed.append("'" ~ result.node.unique_id ~ "'") -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if passed -%}
+        insert into dq.data_test_watermarks (test_id, passed_build_at)
+        select test_id, {{ build_timestamp() }}
+        from unnest(array[{{ passed | join(', ') }}]) as passed(test_id)
+        on conflict (test_id) do update set passed_build_at = excluded.passed_build_at
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
