@@ -161,12 +161,17 @@ def encoded_chunks(
     """
     workers = default_workers() if workers is None else workers
     chunks = plan_chunks(path, chunk_bytes)
-    if workers < 1 or path.stat().st_size < parallel_min_bytes:
+    if workers < 1 or path.stat().st_size < parallel_min_bytes or not _may_start_processes():
         encoder = ChunkEncoder(spec, batch_constants)
         for chunk in chunks:
             yield encoder.encode(path, chunk)
         return
     yield from _encode_in_workers(path, spec, batch_constants, chunks, workers)
+
+
+def _may_start_processes() -> bool:
+    """A daemonic process (a Celery prefork child, say) may not start processes of its own."""
+    return not multiprocessing.current_process().daemon
 
 
 def _encode_in_workers(path, spec, batch_constants, chunks, workers) -> Iterator[EncodedChunk]:

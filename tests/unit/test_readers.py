@@ -348,3 +348,19 @@ def test_jsonl_rows_match_the_general_path_line_for_line(tmp_path):
         else:
             assert row.reason == str(_general_values(line))
             assert row.raw_text == line
+
+
+def test_a_lone_surrogate_escape_is_rejected_with_a_reason_and_a_pair_is_kept(tmp_path):
+    path = tmp_path / "orders.jsonl"
+    path.write_text(
+        '{"order_id": "a", "amount": 1, "ts": 1, "note": "half \\ud800 pair"}\n'
+        '{"order_id": "b\\uDC01", "amount": 1, "ts": 1}\n'
+        '{"order_id": "c", "amount": 1, "ts": 1, "note": "smile \\ud83d\\ude00"}\n'
+        '{"order_id": "d", "amount": 1, "ts": 1, "note": "not an escape \\\\ud800"}\n'
+    )
+    lone_high, lone_low, pair, backslash = list(read_source_file(path, _with_format("jsonl")))
+    for row in (lone_high, lone_low):
+        assert isinstance(row, RejectedRow) and "lone UTF-16 surrogate" in row.reason
+    assert lone_high.raw_text == path.read_text().splitlines()[0]
+    assert isinstance(pair, GoodRow) and pair.record["note"] == "smile \U0001f600"
+    assert isinstance(backslash, GoodRow) and backslash.record["note"] == "not an escape \\ud800"
