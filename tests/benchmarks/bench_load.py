@@ -161,7 +161,10 @@ def loader_child(url: str, data_dir: str, file_name: str) -> None:
         server_cpu = cpu_seconds(conn.execute(SELF_STAT).fetchone()[0])
         client_cpu = _own_and_workers_cpu()
         started = time.perf_counter()
-        result = loading.load_file(conn, spec, Path(data_dir) / file_name, Path(data_dir), "bench")
+        workers = os.environ.get("JOURNEY_BENCH_WORKERS")
+        chunking = loading.Chunking(workers=None if workers is None else int(workers))
+        path = Path(data_dir) / file_name
+        result = loading.load_file(conn, spec, path, Path(data_dir), "bench", chunking=chunking)
         seconds = time.perf_counter() - started
         client_cpu = _own_and_workers_cpu() - client_cpu
         server_cpu = cpu_seconds(conn.execute(SELF_STAT).fetchone()[0]) - server_cpu
@@ -291,8 +294,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=int(os.environ.get("N", 2_000_000)))
     parser.add_argument("--to-sql-rows", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, help="encoding worker processes (0: in-process; default: auto)"
+    )
     arguments = parser.parse_args()
     rows = arguments.rows
+    if arguments.workers is not None:
+        os.environ["JOURNEY_BENCH_WORKERS"] = str(arguments.workers)
 
     import psycopg
 
