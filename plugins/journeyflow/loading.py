@@ -20,8 +20,8 @@ from journeyflow import erasure, jsonl_copy
 from journeyflow.readers import (
     GoodRow,
     RejectedRow,
-    SourceFileError,
     SourceRecord,
+    check_any_json,
     read_source_file,
     typed_rows,
 )
@@ -292,22 +292,25 @@ def copy_jsonl_file(
         tempfile.SpooledTemporaryFile(REJECT_SPOOL_BYTES, mode="w+", encoding="utf-8") as spool,
         closing(chunks),
     ):
-        loaded = parsed_any = unparseable = 0
         with cur.copy(_copy_statement(spec.table, columns, binary=True)) as copy:
             copy.write(jsonl_copy.COPY_SIGNATURE)
-            for chunk in chunks:
-                copy.write(chunk.data)
-                _spool_rejects(spool, chunk.rejects)
-                loaded += chunk.loaded
-                parsed_any += chunk.parsed_any
-                unparseable += chunk.unparseable
-            if unparseable and not parsed_any:
-                raise SourceFileError(
-                    f"{path}: expected JSON Lines (one JSON object per line), but no line is JSON"
-                )
+            loaded, parsed_any, unparseable = _write_chunks(copy, chunks, spool)
+            check_any_json(path, parsed_any, unparseable)
             copy.write(jsonl_copy.COPY_TRAILER)
         rejected = _copy_rejects(cur, spec, spool, batch, spec.rejected_table)
     return loaded, rejected
+
+
+def _write_chunks(copy, chunks: Iterable[jsonl_copy.EncodedChunk], spool) -> tuple[int, int, int]:
+    """Stream encoded chunks into COPY, spool their rejects; (loaded, parsed, not JSON) lines."""
+    loaded = parsed_any = unparseable = 0
+    for chunk in chunks:
+        copy.write(chunk.data)
+        _spool_rejects(spool, chunk.rejects)
+        loaded += chunk.loaded
+        parsed_any += chunk.parsed_any
+        unparseable += chunk.unparseable
+    return loaded, parsed_any, unparseable
 
 
 def _copy_file(conn, spec, path: Path, batch: Batch, read_rows, chunking) -> tuple[int, int]:

@@ -393,10 +393,15 @@ class JsonLines:
 
     def check_any_json(self, path: Path) -> None:
         """SourceFileError when no line of the file is JSON."""
-        if self.unparseable and not self.parsed_any:
-            raise SourceFileError(
-                f"{path}: expected JSON Lines (one JSON object per line), but no line is JSON"
-            )
+        check_any_json(path, self.parsed_any, self.unparseable)
+
+
+def check_any_json(path: Path, parsed_any: int, unparseable: int) -> None:
+    """SourceFileError for a JSON Lines file none of whose non-blank lines is JSON."""
+    if unparseable and not parsed_any:
+        raise SourceFileError(
+            f"{path}: expected JSON Lines (one JSON object per line), but no line is JSON"
+        )
 
 
 def _jsonl_rows(
