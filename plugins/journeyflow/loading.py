@@ -8,6 +8,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,8 +16,15 @@ from pathlib import Path
 import psycopg
 from psycopg import adapt, postgres, pq, sql
 
-from journeyflow import erasure
-from journeyflow.readers import GoodRow, RejectedRow, SourceRecord, read_source_file, typed_rows
+from journeyflow import erasure, jsonl_copy
+from journeyflow.readers import (
+    GoodRow,
+    RejectedRow,
+    SourceRecord,
+    check_any_json,
+    read_source_file,
+    typed_rows,
+)
 from journeyflow.source_state import STATE_DDL, Window, record_state
 from journeyflow.sources import SourceSpec
 
@@ -224,6 +232,10 @@ def _copy_good_rows(copy, rows: Iterable[GoodRow | RejectedRow], batch: Batch, r
     return loaded
 
 
+def _spool_rejects(spool, rejects: Iterable[RejectedRow]) -> None:
+    spool.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rejects)
+
+
 def _copy_rejects(cur, spec: SourceSpec, rejects, batch: Batch, table: str) -> int:
     rejects.seek(0)
     count = 0
@@ -265,6 +277,60 @@ def copy_batch(
             loaded = _copy_good_rows(copy, rows, batch, spool)
         rejected = _copy_rejects(cur, spec, spool, batch, rejected_table or spec.rejected_table)
     return loaded, rejected
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How a large plain JSON Lines file is split among encoding worker processes."""
+
+    chunk_bytes: int = jsonl_copy.CHUNK_BYTES
+    workers: int | None = None  # None: one per core but one (the server's backend needs one)
+    parallel_min_bytes: int = jsonl_copy.PARALLEL_MIN_BYTES
+
+
+def copy_jsonl_file(
+    conn: psycopg.Connection, spec: SourceSpec, path: Path, batch: Batch, chunking: Chunking
+) -> tuple[int, int]:
+    """COPY a JSON Lines file encoded chunk by chunk (by workers if large); (loaded, rejected).
+
+    Same rows, line numbers and rejects as `copy_batch` over `read_source_file`.
+    """
+    constants = (batch.batch_id, batch.source, batch.origin, batch.loaded_at)
+    chunks = jsonl_copy.encoded_chunks(
+        path, spec, constants, chunking.chunk_bytes, chunking.workers, chunking.parallel_min_bytes
+    )
+    columns = jsonl_copy.copy_columns(spec)
+    with (
+        conn.cursor() as cur,
+        tempfile.SpooledTemporaryFile(REJECT_SPOOL_BYTES, mode="w+", encoding="utf-8") as spool,
+        closing(chunks),
+    ):
+        with cur.copy(_copy_statement(spec.table, columns, binary=True)) as copy:
+            copy.write(jsonl_copy.COPY_SIGNATURE)
+            loaded, parsed_any, unparseable = _write_chunks(copy, chunks, spool)
+            check_any_json(path, parsed_any, unparseable)
+            copy.write(jsonl_copy.COPY_TRAILER)
+        rejected = _copy_rejects(cur, spec, spool, batch, spec.rejected_table)
+    return loaded, rejected
+
+
+def _write_chunks(copy, chunks: Iterable[jsonl_copy.EncodedChunk], spool) -> tuple[int, int, int]:
+    """Stream encoded chunks into COPY, spool their rejects; (loaded, parsed, not JSON) lines."""
+    loaded = parsed_any = unparseable = 0
+    for chunk in chunks:
+        copy.write(chunk.data)
+        _spool_rejects(spool, chunk.rejects)
+        loaded += chunk.loaded
+        parsed_any += chunk.parsed_any
+        unparseable += chunk.unparseable
+    return loaded, parsed_any, unparseable
+
+
+def _copy_file(conn, spec, path: Path, batch: Batch, read_rows, chunking) -> tuple[int, int]:
+    """Plain JSON Lines files take the chunked encoder; other files are read row by row."""
+    if read_rows is read_source_file and spec.format == "jsonl" and path.suffix != ".gz":
+        return copy_jsonl_file(conn, spec, path, batch, chunking)
+    return copy_batch(conn, spec, read_rows(path, spec), batch)
 
 
 def check_rejection_rate(spec: SourceSpec, origin: str, loaded: int, rejected: int) -> None:
@@ -342,6 +408,7 @@ def load_file(
     data_dir: Path,
     run_id: str,
     read_rows: FileRows = read_source_file,
+    chunking: Chunking = Chunking(),
 ) -> FileLoad:
     """Load one file as one batch in one transaction; an unchanged file is skipped."""
     relative_file = str(path.relative_to(data_dir))
@@ -353,7 +420,7 @@ def load_file(
         _delete_file_rows(conn, spec, relative_file)
         loaded_at = conn.execute("select now()").fetchone()[0]
         batch = Batch(batch_id, spec.name, relative_file, loaded_at)
-        loaded, rejected = copy_batch(conn, spec, read_rows(path, spec), batch)
+        loaded, rejected = _copy_file(conn, spec, path, batch, read_rows, chunking)
         check_rejection_rate(spec, relative_file, loaded, rejected)
         erased = _drop_erased(conn, spec, batch_id, spec.table, spec.rejected_table)
         loaded, rejected = loaded - erased[0], rejected - erased[1]

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import operator
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
@@ -23,6 +24,7 @@ FALSE_WORDS = {"false", "f", "no", "n", "0"}
 CHUNK_CHARS = 1 << 16
 NUL_ESCAPE = "\\u0000"
 MAX_RECORD_CHARS = 64 << 20
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class SourceFileError(ValueError):
@@ -202,12 +204,33 @@ def _typed_row(
     return _good_row(number, values, record_json, raw_text, origin)
 
 
+def _holds_lone_surrogate(record_json: str) -> bool:
+    """True when the record holds half of a UTF-16 surrogate pair, as an escape or a character."""
+    if not record_json.isascii():
+        try:
+            record_json.encode()
+        except UnicodeEncodeError:
+            return True
+    if not SURROGATE_ESCAPE.search(record_json):
+        return False
+    try:  # an escape that is not half of a pair (a lone one) decodes to a character UTF-8 lacks
+        json.dumps(json.loads(record_json), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    except ValueError:
+        return False
+    return False
+
+
 def _good_row(
     number: int, values: tuple[Any, ...], record_json: str, raw_text: str, origin: str | None
 ) -> GoodRow | RejectedRow:
     if NUL_ESCAPE in record_json:
         reason = "contains \\u0000, which PostgreSQL cannot store"
         return RejectedRow(number, reason, raw_text.replace("\x00", ""), origin)
+    if _holds_lone_surrogate(record_json):
+        reason = "contains a lone UTF-16 surrogate (\\ud800-\\udfff), which PostgreSQL cannot store"
+        return RejectedRow(number, reason, raw_text.encode(errors="replace").decode(), origin)
     return GoodRow(number, values, record_json, origin)
 
 
@@ -252,6 +275,11 @@ def _may_hold_blank(text: str) -> bool:
     return '" ' in text or '"\\' in text or not text.isascii()
 
 
+def _may_hold_blank_bytes(text: bytes) -> bool:
+    """`_may_hold_blank` for the UTF-8 bytes of the text."""
+    return b'" ' in text or b'"\\' in text or not text.isascii()
+
+
 def _fast_decoder(spec: SourceSpec) -> Callable[[str], Any]:
     """Decode a JSON object's text straight to its declared fields (a struct, in column order)."""
     fields = [_fast_field(index, column) for index, column in enumerate(spec.columns)]
@@ -260,16 +288,19 @@ def _fast_decoder(spec: SourceSpec) -> Callable[[str], Any]:
     return msgspec.json.Decoder(record_type).decode
 
 
-def fast_json_coercer(spec: SourceSpec) -> Callable[[str], tuple[Any, ...] | None]:
+def fast_json_coercer(
+    spec: SourceSpec, utf8: bool = False
+) -> Callable[[str], tuple[Any, ...] | None]:
     """Typed values of a JSON object's text in one C-level decode, or None for the general path.
 
     It accepts only records that the general rules (`record_coercer` over `json.loads`) accept,
     and gives the same values: text columns must be non-blank strings (or null when optional),
     the other columns go through the same parsers. Anything else (not JSON, not an object, a
     number in a text column, a blank or invalid value) gives None: the general path then decides
-    and names the reason.
+    and names the reason. With `utf8` it takes the text as UTF-8 bytes.
     """
     decode = _fast_decoder(spec)
+    may_hold_blank = _may_hold_blank_bytes if utf8 else _may_hold_blank
     astuple = msgspec.structs.astuple
     strings = _picker([i for i, column in enumerate(spec.columns) if column.type in STRING_TYPES])
     parsed = [
@@ -283,7 +314,7 @@ def fast_json_coercer(spec: SourceSpec) -> Callable[[str], tuple[Any, ...] | Non
             values = astuple(decode(text))
         except FAST_DECODE_ERRORS:
             return None
-        if _may_hold_blank(text) and any(map(str.isspace, filter(None, strings(values)))):
+        if may_hold_blank(text) and any(map(str.isspace, filter(None, strings(values)))):
             return None  # a blank string: required or not, the general rules decide
         if not parsed:
             return values
@@ -335,35 +366,64 @@ def _parse_json_line(strict: _StrictDecoder, text: str) -> Any:
         return ValueError(f"unparseable JSON: {error.msg} at column {error.colno}")
 
 
-def _jsonl_rows(
-    handle: io.TextIOBase, path: Path, spec: SourceSpec
-) -> Iterator[GoodRow | RejectedRow]:
-    """Typed rows of a JSON Lines file: the fast decoder first, the general rules if it declines."""
-    fast = fast_json_coercer(spec)
-    coerce = record_coercer(spec)
-    strict = _StrictDecoder()
-    new_row = tuple.__new__  # GoodRow(...) without its Python-level __new__: this is the hot loop
-    parsed_any = unparseable = 0
-    for number, line in enumerate(handle, start=1):
-        text = line.rstrip("\r\n")
-        values = fast(text)
-        if values is not None and NUL_ESCAPE not in text:
-            parsed_any += 1
-            yield new_row(GoodRow, (number, values, text, None))
-            continue
+class JsonLines:
+    """Types JSON lines one by one: the fast decoder first, the general rules if it declines.
+
+    It counts lines that parsed and lines that are not JSON at all, to tell a JSON Lines file
+    with some broken lines from a file in another format.
+    """
+
+    def __init__(self, spec: SourceSpec, utf8: bool = False) -> None:
+        self.fast = fast_json_coercer(spec, utf8)
+        self.coerce = record_coercer(spec)
+        self.strict = _StrictDecoder()
+        self.parsed_any = 0
+        self.unparseable = 0
+
+    def general_row(self, number: int, text: str) -> GoodRow | RejectedRow | None:
+        """A line the fast decoder declined, by the general rules; None for a blank line."""
         if not text.strip():
-            continue
-        value = _parse_json_line(strict, text)
+            return None
+        value = _parse_json_line(self.strict, text)
         if isinstance(value, ValueError):
-            unparseable += 1
-            yield RejectedRow(number, str(value), text)
-            continue
-        parsed_any += 1
-        yield _typed_row(coerce, SourceRecord(number, text, value, text))
+            self.unparseable += 1
+            return RejectedRow(number, str(value), text)
+        self.parsed_any += 1
+        return _typed_row(self.coerce, SourceRecord(number, text, value, text))
+
+    def check_any_json(self, path: Path) -> None:
+        """SourceFileError when no line of the file is JSON."""
+        check_any_json(path, self.parsed_any, self.unparseable)
+
+
+def check_any_json(path: Path, parsed_any: int, unparseable: int) -> None:
+    """SourceFileError for a JSON Lines file none of whose non-blank lines is JSON."""
     if unparseable and not parsed_any:
         raise SourceFileError(
             f"{path}: expected JSON Lines (one JSON object per line), but no line is JSON"
         )
+
+
+def _jsonl_rows(
+    handle: io.TextIOBase, path: Path, spec: SourceSpec
+) -> Iterator[GoodRow | RejectedRow]:
+    """Typed rows of a JSON Lines file: the fast decoder first, the general rules if it declines."""
+    lines = JsonLines(spec)
+    fast, general_row = lines.fast, lines.general_row
+    new_row = tuple.__new__  # GoodRow(...) without its Python-level __new__: this is the hot loop
+    fast_rows = 0
+    for number, line in enumerate(handle, start=1):
+        text = line.rstrip("\r\n")
+        values = fast(text)
+        if values is not None and NUL_ESCAPE not in text:
+            fast_rows += 1
+            yield new_row(GoodRow, (number, values, text, None))
+            continue
+        row = general_row(number, text)
+        if row is not None:
+            yield row
+    lines.parsed_any += fast_rows
+    lines.check_any_json(path)
 
 
 class _ChunkedText:

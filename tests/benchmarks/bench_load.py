@@ -4,7 +4,8 @@
 
 Generates N web events as JSON Lines (the demo's web_events shape, 0.1 % malformed), then:
   1. our loader (`journeyflow.loading.load_file`, the code the DAG runs) in a child process:
-     rows/s and peak memory (maxrss), for N/4 rows and for N rows;
+     rows/s, CPU (with its encoding worker processes) and peak memory (maxrss), for N/4 rows
+     and for N rows;
   2. `psql \\copy` of the same JSONL file into a one-column jsonb table;
   3. `psql \\copy` of the same rows, exported as CSV, into a table equivalent to ours
      (typed columns, load metadata and the jsonb record);
@@ -137,6 +138,12 @@ def run_loader_child(url: str, data_dir: Path, file_name: str) -> dict:
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
+def _own_and_workers_cpu() -> float:
+    """CPU seconds of this process and of its finished children (the loader's encoding workers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def loader_child(url: str, data_dir: str, file_name: str) -> None:
     import resource
 
@@ -152,16 +159,21 @@ def loader_child(url: str, data_dir: str, file_name: str) -> None:
         conn.execute("delete from raw._load_batches where source = 'web_events'")
         conn.commit()
         server_cpu = cpu_seconds(conn.execute(SELF_STAT).fetchone()[0])
-        client_cpu = time.process_time()
+        client_cpu = _own_and_workers_cpu()
         started = time.perf_counter()
-        result = loading.load_file(conn, spec, Path(data_dir) / file_name, Path(data_dir), "bench")
+        workers = os.environ.get("JOURNEY_BENCH_WORKERS")
+        chunking = loading.Chunking(workers=None if workers is None else int(workers))
+        path = Path(data_dir) / file_name
+        result = loading.load_file(conn, spec, path, Path(data_dir), "bench", chunking=chunking)
         seconds = time.perf_counter() - started
-        client_cpu = time.process_time() - client_cpu
+        client_cpu = _own_and_workers_cpu() - client_cpu
         server_cpu = cpu_seconds(conn.execute(SELF_STAT).fetchone()[0]) - server_cpu
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    worker_peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(
         json.dumps(
             {
+                "worker_peak_mib": worker_peak_kib / 1024,
                 "rows": result.rows_loaded + result.rows_rejected,
                 "loaded": result.rows_loaded,
                 "rejected": result.rows_rejected,
@@ -262,7 +274,8 @@ def measure_round(url: str, work: Path, number: int) -> dict:
         "equivalent_rate": ours["loaded"] / equivalent_seconds,
     }
     print(
-        f"  CPU per row: ours {ours['client_cpu'] / ours['rows'] * 1e6:.1f} us in the loader +"
+        f"  CPU per row: ours {ours['client_cpu'] / ours['rows'] * 1e6:.1f} us in the loader"
+        " (and its workers) +"
         f" {ours['server_cpu'] / ours['rows'] * 1e6:.1f} us in its server backend;"
         f" \\copy JSONL {jsonl_cpu / ours['rows'] * 1e6:.1f} us in its server backend"
     )
@@ -281,8 +294,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=int(os.environ.get("N", 2_000_000)))
     parser.add_argument("--to-sql-rows", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, help="encoding worker processes (0: in-process; default: auto)"
+    )
     arguments = parser.parse_args()
     rows = arguments.rows
+    if arguments.workers is not None:
+        os.environ["JOURNEY_BENCH_WORKERS"] = str(arguments.workers)
 
     import psycopg
 
@@ -340,7 +358,9 @@ def main() -> None:
     print(
         f"peak memory of our loader: {quarter['peak_mib']:.0f} MiB for {quarter['rows']:,} rows,"
         f" {ours['peak_mib']:.0f} MiB for {ours['rows']:,} rows"
-        f" (ratio {ours['peak_mib'] / quarter['peak_mib']:.2f} for 4x the rows)"
+        f" (ratio {ours['peak_mib'] / quarter['peak_mib']:.2f} for 4x the rows);"
+        f" each encoding worker's peak {quarter['worker_peak_mib']:.0f} MiB and"
+        f" {ours['worker_peak_mib']:.0f} MiB"
     )
     print(
         f"peak memory reading a JSON array: {array_quarter['peak_mib']:.0f} MiB for"

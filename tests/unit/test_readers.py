@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -278,25 +279,36 @@ FAST_PATH_CASES = [
     '{"id": "first", "id": "last", ' + TS + "}",
     '{"id": "a", "id": 7, ' + TS + "}",
     '  {"id": "a", ' + TS + "}  ",
+    '{"id":"a","note":"  ","ts":"2026-10-01T10:00:00Z"}',
+    '{"id":"a","note":" \\t","ts":"2026-10-01T10:00:00Z"}',
+    '{"id":"a","note":" \\u0020 ","ts":"2026-10-01T10:00:00Z"}',
+    '{"id":"a","note":" lead","ts":"2026-10-01T10:00:00Z"}',
+    '{"id":"a","note":"trail ","ts":"2026-10-01T10:00:00Z"}',
 ]
+# One parsed column (a timestamp): the fast path's shortcut for most sources.
+NARROW_SPEC = replace(
+    WIDE_SPEC, columns=tuple(c for c in WIDE_SPEC.columns if c.name in ("id", "note", "ts"))
+)
 
 
-def _general_values(line: str):
+def _general_values(line: str, spec=WIDE_SPEC):
     """The general rules' verdict on a line: typed values, or the ValueError they raise."""
     from journeyflow.readers import record_coercer
 
     try:
-        return record_coercer(WIDE_SPEC)(json.loads(line))
+        return record_coercer(spec)(json.loads(line))
     except ValueError as error:
         return error
 
 
+@pytest.mark.parametrize("spec", [WIDE_SPEC, NARROW_SPEC], ids=["wide", "narrow"])
+@pytest.mark.parametrize("utf8", [False, True], ids=["text", "utf8"])
 @pytest.mark.parametrize("line", FAST_PATH_CASES)
-def test_fast_decoder_agrees_with_the_general_rules(line):
+def test_fast_decoder_agrees_with_the_general_rules(line, utf8, spec):
     from journeyflow.readers import fast_json_coercer
 
-    fast = fast_json_coercer(WIDE_SPEC)(line)
-    general = _general_values(line)
+    fast = fast_json_coercer(spec, utf8)(line.encode() if utf8 else line)
+    general = _general_values(line, spec)
     if fast is not None:
         assert not isinstance(general, ValueError), f"fast path accepted a bad record: {general}"
         assert fast == general
@@ -348,3 +360,19 @@ def test_jsonl_rows_match_the_general_path_line_for_line(tmp_path):
         else:
             assert row.reason == str(_general_values(line))
             assert row.raw_text == line
+
+
+def test_a_lone_surrogate_escape_is_rejected_with_a_reason_and_a_pair_is_kept(tmp_path):
+    path = tmp_path / "orders.jsonl"
+    path.write_text(
+        '{"order_id": "a", "amount": 1, "ts": 1, "note": "half \\ud800 pair"}\n'
+        '{"order_id": "b\\uDC01", "amount": 1, "ts": 1}\n'
+        '{"order_id": "c", "amount": 1, "ts": 1, "note": "smile \\ud83d\\ude00"}\n'
+        '{"order_id": "d", "amount": 1, "ts": 1, "note": "not an escape \\\\ud800"}\n'
+    )
+    lone_high, lone_low, pair, backslash = list(read_source_file(path, _with_format("jsonl")))
+    for row in (lone_high, lone_low):
+        assert isinstance(row, RejectedRow) and "lone UTF-16 surrogate" in row.reason
+    assert lone_high.raw_text == path.read_text().splitlines()[0]
+    assert isinstance(pair, GoodRow) and pair.record["note"] == "smile \U0001f600"
+    assert isinstance(backslash, GoodRow) and backslash.record["note"] == "not an escape \\ud800"
