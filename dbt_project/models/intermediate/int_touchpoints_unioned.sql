@@ -11,13 +11,23 @@
     inside the restatement window (var('restatement_lookback_days')) and of the identifiers
     whose profile id changed; rows of a restated record or day that no
     source holds any more are deleted. A full refresh builds the same table.
+    The profiles a replaced or deleted row leaves are logged in int_touchpoint_departures
+    (touchpoint_replace strategy, macros/profile_rebuild.sql) for int_profiles_to_rebuild.
+    Indexes: profile_id (profile marts read listed profiles), occurred_at and restated_at
+    (int_profiles_to_rebuild); created with the table, so add them by a --full-refresh.
 -#}
 
 {{ config(
     materialized='incremental',
     unique_key=['source', 'source_record_id'],
-    incremental_strategy='delete+insert',
+    incremental_strategy='touchpoint_replace',
     on_schema_change='sync_all_columns',
+    indexes=[
+        {'columns': ['profile_id']},
+        {'columns': ['occurred_at']},
+        {'columns': ['restated_at']},
+    ],
+    pre_hook=["{{ touchpoint_departures_create_sql(this) }}"],
     post_hook=["{{ touchpoint_delete_vanished(this) }}", "{{ identity_analyze_sql(this) }}"],
 ) }}
 

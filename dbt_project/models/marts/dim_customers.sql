@@ -3,27 +3,39 @@
     orders and revenue, support, consent and deliverability, rolling activity counts and
     journey state. Revenue is converted to var('reporting_currency') with the
     currency_rates seed; revenue_by_currency keeps the amounts as they were paid.
+    Incremental by profile (macros/profile_rebuild.sql): the as_of-relative columns
+    (rolling counts, is_stalled) change only for profiles int_profiles_to_rebuild lists
+    when as_of advances.
 -#}
 
-{{ config(pre_hook="{{ prefer_hash_joins() }}") }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='profile_replace',
+    indexes=[{'columns': ['profile_id']}],
+    pre_hook="{{ prefer_hash_joins() }}",
+) }}
+{%- set scope = profile_rebuild_scope() %}
 
 with
 
 identifiers as (
 
     select * from {{ ref('int_identifiers_resolved') }}
+    where true {{ profile_rebuild_filter(scope) }}
 
 ),
 
 touchpoints as (
 
     select * from {{ ref('fct_touchpoints') }}
+    where true {{ profile_rebuild_filter(scope) }}
 
 ),
 
 stage_history as (
 
     select * from {{ ref('fct_customer_stage_history') }}
+    where is_current {{ profile_rebuild_filter(scope) }}
 
 ),
 
@@ -299,6 +311,9 @@ address_status as (
         where event_type in (
             'delivered', 'bounce', 'spamreport', 'unsubscribe', 'group_unsubscribe'
         )
+        {%- if scope is not none %}
+            and email in (select latest_email.email from latest_email)
+        {%- endif %}
     ) as ranked
     where recency_rank = 1
 
