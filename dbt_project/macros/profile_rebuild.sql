@@ -44,20 +44,6 @@
 {%- endmacro %}
 
 
-{#-
-    Whole days before var('as_of') at which a touchpoint's time can change a profile's
-    result when as_of advances: newly visible touchpoints (0), stalled_days, the rolling
-    30/90-day activity windows, the lapse after inactivity, journey timeouts and funnel
-    windows.
--#}
-{% macro profile_time_offsets() -%}
-    {%- set offsets = [0, var('stalled_days'), 30, 90, journey_stage_config().lapsed.after_inactive_days] -%}
-    {%- for journey in journey_definitions() %}{% do offsets.append(journey.timeout_days) %}{% endfor -%}
-    {%- for funnel in funnel_definitions() %}{% do offsets.append(funnel.window_days) %}{% endfor -%}
-    {{ return(offsets | map('int') | unique | sort | list) }}
-{%- endmacro %}
-
-
 {#- Hash of the settings the profile marts are computed with: a change rebuilds them all. -#}
 {% macro profile_rules_fingerprint() -%}
     {%- set settings = {
@@ -72,63 +58,87 @@
 
 
 {#-
-    Profiles whose touchpoints int_touchpoints_unioned removed or moved to another profile
-    (kept until int_profiles_to_rebuild has read them): a restated record whose profile
-    changed, a record that vanished from a re-delivered source.
+    Profiles whose touchpoints changed in int_touchpoints_unioned (kept until
+    int_profiles_to_rebuild has read them): a row inserted, changed (any column but
+    restated_at), moved to another profile (both profiles) or deleted. Rows of the
+    restatement window rewritten as they were do not count.
 -#}
-{% macro touchpoint_departures_relation(touchpoints=none) -%}
+{% macro touchpoint_changes_relation(touchpoints=none) -%}
     {%- set touchpoints = touchpoints if touchpoints is not none else ref('int_touchpoints_unioned') -%}
     {{ return(api.Relation.create(
         database=touchpoints.database,
         schema=touchpoints.schema,
-        identifier='int_touchpoint_departures',
+        identifier='int_touchpoint_changes',
         type='table',
     )) }}
 {%- endmacro %}
 
-{% macro touchpoint_departures_create_sql(touchpoints) -%}
-    create table if not exists {{ touchpoint_departures_relation(touchpoints) }} (
+{% macro touchpoint_changes_create_sql(touchpoints) -%}
+    create table if not exists {{ touchpoint_changes_relation(touchpoints) }} (
         profile_id {{ dbt.type_string() }} not null,
-        departed_at timestamp with time zone not null
+        changed_at timestamp with time zone not null
     )
 {%- endmacro %}
 
 
 {#-
     Custom incremental strategy of int_touchpoints_unioned: delete+insert on (source,
-    source_record_id), logging the profile a replaced row leaves when its profile changes.
+    source_record_id), logging the profiles of rows that differ between the replaced and
+    the new version (new rows and rows moved to another profile included).
 -#}
 {% macro get_incremental_touchpoint_replace_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
+    {%- set columns = arg_dict['dest_columns'] | map(attribute='name')
+        | reject('equalto', 'restated_at') | list -%}
+    {%- set column_list = columns | join(', ') -%}
     with replaced as (
         delete from {{ target }} as target
         using {{ source }} as restated
         where target.source = restated.source
             and target.source_record_id = restated.source_record_id
-        returning target.profile_id, restated.profile_id as new_profile_id
+        returning target.*
+    ),
+    differing as (
+        (select {{ column_list }} from replaced
+         except
+         select {{ column_list }} from {{ source }})
+        union all
+        (select {{ column_list }} from {{ source }}
+         except
+         select {{ column_list }} from replaced)
     )
-    insert into {{ touchpoint_departures_relation(target) }} (profile_id, departed_at)
+    insert into {{ touchpoint_changes_relation(target) }} (profile_id, changed_at)
     select distinct profile_id, {{ build_timestamp() }}
-    from replaced
-    where profile_id is not null
-        and (new_profile_id is null or new_profile_id <> profile_id);
+    from differing
+    where profile_id is not null;
     {{ get_incremental_append_sql(arg_dict) }}
 {%- endmacro %}
 
 
+{#- A stored model's relation (without a ref: the list reads models that depend on it),
+    none when it does not exist yet. -#}
+{% macro profile_rebuild_stored_relation(model_name) -%}
+    {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ model_name] -%}
+    {{ return(adapter.get_relation(node.database, node.schema, node.alias or node.name)) }}
+{%- endmacro %}
+
+
 {#-
-    The run int_profiles_to_rebuild last recorded: {built_at, as_of} as text, or none when
-    this run must recompute every profile (no previous list, --full-refresh, as_of went
-    backwards, other rules).
+    The run int_profiles_to_rebuild last recorded: {built_at, as_of} as text and the stored
+    marts whose due times it reads, or none when this run must recompute every profile (no
+    previous list or stored mart, --full-refresh, as_of went backwards, other rules).
 -#}
 {% macro profile_rebuild_previous_run(fingerprint) -%}
     {%- if not execute or flags.FULL_REFRESH -%}{{ return(none) }}{%- endif -%}
     {%- set existing = adapter.get_relation(this.database, this.schema, this.identifier) -%}
     {%- if existing is none -%}{{ return(none) }}{%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(existing) | map(attribute='name') | list -%}
+    {%- if 'confirmed' not in columns -%}{{ return(none) }}{%- endif -%}
     {%- set rows = run_query(
         'select cast(built_at as ' ~ dbt.type_string() ~ '), cast(as_of as ' ~ dbt.type_string() ~ '),'
-        ~ ' rules_fingerprint, as_of > cast(' ~ as_of_timestamp() ~ ' as timestamp with time zone)'
+        ~ ' rules_fingerprint, as_of > cast(' ~ as_of_timestamp() ~ ' as timestamp with time zone),'
+        ~ ' rebuild_all, confirmed'
         ~ ' from ' ~ existing ~ ' where profile_id is null'
     ).rows -%}
     {%- if rows | length != 1 -%}{{ return(none) }}{%- endif -%}
@@ -137,12 +147,54 @@
         {{ log(this.identifier ~ ': every profile is recomputed (as_of went backwards or the rules changed)', info=True) }}
         {{ return(none) }}
     {%- endif -%}
-    {{ return({'built_at': row[0], 'as_of': row[1]}) }}
+    {%- if row[4] and not row[5] -%}
+        {{ log(this.identifier ~ ': the previous full recompute did not complete, recomputing every profile', info=True) }}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set stored = {} -%}
+    {%- for name in ['int_customer_profiles', 'int_journey_episodes_chained', 'int_funnel_attempts_chained'] -%}
+        {%- set relation = profile_rebuild_stored_relation(name) -%}
+        {%- if relation is none -%}{{ return(none) }}{%- endif -%}
+        {%- do stored.update({name: relation}) -%}
+    {%- endfor -%}
+    {{ return({'built_at': row[0], 'as_of': row[1], 'stored': stored, 'unconfirmed': not row[5], 'relation': existing}) }}
 {%- endmacro %}
 
 
-{#- Post-hook of int_profiles_to_rebuild: departures it has read are not needed any more. -#}
-{% macro profile_rebuild_prune_departures() -%}
-    delete from {{ touchpoint_departures_relation() }}
-    where departed_at <= (select built_at from {{ this }} where profile_id is null)
+{#- Post-hook of int_profiles_to_rebuild: changes it has read are not needed any more. -#}
+{% macro profile_rebuild_prune_changes() -%}
+    delete from {{ touchpoint_changes_relation() }}
+    where changed_at <= (select built_at from {{ this }} where profile_id is null)
+{%- endmacro %}
+
+
+{#- The models that replace the listed profiles' rows (incremental_strategy profile_replace). -#}
+{% macro profile_rebuild_models() -%}
+    {%- set names = [] -%}
+    {%- for node in graph.nodes.values() -%}
+        {%- if node.resource_type == 'model' and node.config.get('incremental_strategy') == 'profile_replace' -%}
+            {%- do names.append(node.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(names) }}
+{%- endmacro %}
+
+
+{#-
+    on-run-end: when this invocation built int_profiles_to_rebuild and every profile_replace
+    model successfully, mark the list as applied. An unconfirmed list (a run that failed or
+    stopped in between) is carried over into the next run's list.
+-#}
+{% macro profile_rebuild_confirm(results) -%}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set statuses = {} -%}
+    {%- for result in results -%}
+        {%- do statuses.update({result.node.name: result.status | string}) -%}
+    {%- endfor -%}
+    {%- for name in ['int_profiles_to_rebuild'] + profile_rebuild_models() -%}
+        {%- if statuses.get(name) != 'success' -%}{{ return('') }}{%- endif -%}
+    {%- endfor -%}
+    update {{ profile_rebuild_stored_relation('int_profiles_to_rebuild') }}
+    set confirmed = true
+    where profile_id is null
 {%- endmacro %}

@@ -103,7 +103,7 @@
 
 {#- Post-hook: a restated day holds exactly what the sources hold now, so rows inside the
     window that this run did not rewrite no longer exist in any source (their profiles are
-    logged as departures, see macros/profile_rebuild.sql). -#}
+    logged as changed, see macros/profile_rebuild.sql). -#}
 {% macro touchpoint_delete_vanished(relation) -%}
     {%- if is_incremental() -%}
         with vanished as (
@@ -112,7 +112,7 @@
                 and restated_at < {{ build_timestamp() }}
             returning profile_id
         )
-        insert into {{ touchpoint_departures_relation(relation) }} (profile_id, departed_at)
+        insert into {{ touchpoint_changes_relation(relation) }} (profile_id, changed_at)
         select distinct profile_id, {{ build_timestamp() }}
         from vanished
         where profile_id is not null

@@ -31,7 +31,7 @@ VOLATILE_COLUMNS = {
 RUN_HISTORY_TABLES = {
     "reporting.rpt_data_health",
     "intermediate.int_profiles_to_rebuild",
-    "intermediate.int_touchpoint_departures",
+    "intermediate.int_touchpoint_changes",
 }
 
 

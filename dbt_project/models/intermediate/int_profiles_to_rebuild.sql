@@ -2,23 +2,28 @@
     The profiles whose profile-level marts this run recomputes (macros/profile_rebuild.sql),
     rebuilt every run from what changed since the previous build of this list:
 
-      touchpoint       a touchpoint of the profile was written (restated_at)
-      departure        a touchpoint left the profile (moved or vanished, int_touchpoint_departures)
-      identity         an identifier of the profile was re-resolved, or moved away from it
-                       (resolved_at, profile_changed_at / previous_profile_id)
-      as_of            var('as_of') advanced past a moment that changes the profile's
-                       state: a touchpoint lies in [previous as_of - d, as_of - d] for an
-                       offset d of profile_time_offsets() (lapse due, episode timeout, funnel
-                       window, rolling activity windows, stalled flag, newly visible touchpoints)
+      touchpoint   a touchpoint of the profile was inserted, changed, moved away or deleted
+                   (int_touchpoint_changes; the restatement window's rows rewritten as they
+                   were do not count)
+      identity     an identifier of the profile was re-resolved, or moved away from it
+                   (resolved_at, profile_changed_at / previous_profile_id)
+      as_of        var('as_of') advanced past a moment that changes the profile's stored
+                   state: a touchpoint became visible (occurred after the previous as_of),
+                   its lapse fell due (int_customer_profiles.last_activity_at), a journey
+                   episode timed out or settled, a funnel window closed
+      retry        listed by the previous run, whose list was not confirmed as applied to
+                   every profile mart (on-run-end profile_rebuild_confirm)
 
-    Plus one row with a null profile_id recording the run: its as_of, build time, the rules
-    fingerprint and rebuild_all, set when there is no previous list, on --full-refresh, when
+    What moves with as_of for every profile (days in stage, rolling activity counts, the
+    stalled flag, the repeat purchase rate) lives in views and needs no rebuild. One row
+    with a null profile_id records the run: its as_of, build time, the rules fingerprint and
+    rebuild_all, set when there is no previous list or stored mart, on --full-refresh, when
     as_of went backwards (a backfill) or the rules changed: every profile is recomputed then.
 -#}
 
 {{ config(
     materialized='table',
-    post_hook=["{{ profile_rebuild_prune_departures() }}"],
+    post_hook=["{{ profile_rebuild_prune_changes() }}"],
 ) }}
 
 {%- set fingerprint = profile_rules_fingerprint() -%}
@@ -37,7 +42,8 @@ run as (
         cast({{ as_of_timestamp() }} as timestamp with time zone) as as_of,
         {{ build_timestamp() }} as built_at,
         cast('{{ fingerprint }}' as {{ dbt.type_string() }}) as rules_fingerprint,
-        {{ 'true' if rebuild_all else 'false' }} as rebuild_all
+        {{ 'true' if rebuild_all else 'false' }} as rebuild_all,
+        false as confirmed
 
 ),
 
@@ -57,18 +63,13 @@ listed as (
 {%- set since = utc_timestamp_literal(previous.built_at) %}
 {%- set previous_as_of = utc_timestamp_literal(previous.as_of) %}
 {%- set as_of = 'cast(' ~ as_of_timestamp() ~ ' as timestamp with time zone)' %}
+{%- set lapse_days = journey_stage_config().lapsed.after_inactive_days %}
 
 changes as (
 
     select profile_id, 'touchpoint' as reason
-    from {{ touchpoints }}
-    where restated_at > {{ since }}
-
-    union all
-
-    select profile_id, 'departure'
-    from {{ touchpoint_departures_relation() }}
-    where departed_at > {{ since }}
+    from {{ touchpoint_changes_relation() }}
+    where changed_at > {{ since }}
 
     union all
 
@@ -86,11 +87,38 @@ changes as (
 
     select profile_id, 'as_of'
     from {{ touchpoints }}
-    where
-        {%- for days in profile_time_offsets() %}
-        {{ 'or ' if not loop.first }}occurred_at between {{ dbt.dateadd('day', -days, previous_as_of) }}
-            and {{ dbt.dateadd('day', -days, as_of) }}
-        {%- endfor %}
+    where occurred_at > {{ previous_as_of }}
+        and occurred_at <= {{ as_of }}
+
+    union all
+
+    select profile_id, 'as_of'
+    from {{ previous.stored.int_customer_profiles }}
+    where {{ dbt.dateadd('day', lapse_days, 'last_activity_at') }} > {{ previous_as_of }}
+        and {{ dbt.dateadd('day', lapse_days, 'last_activity_at') }} <= {{ as_of }}
+
+    union all
+
+    select profile_id, 'as_of'
+    from {{ previous.stored.int_journey_episodes_chained }}
+    where timeout_at > {{ previous_as_of }}
+        and timeout_at <= {{ as_of }}
+
+    union all
+
+    select profile_id, 'as_of'
+    from {{ previous.stored.int_funnel_attempts_chained }}
+    where window_ends_at > {{ previous_as_of }}
+        and window_ends_at <= {{ as_of }}
+    {%- if previous.unconfirmed %}
+
+    union all
+
+    {#- the previous list was not applied to every mart: recompute its profiles too #}
+    select profile_id, 'retry'
+    from {{ previous.relation }}
+    where profile_id is not null
+    {%- endif %}
 
 ),
 
@@ -115,7 +143,8 @@ final as (
         run.as_of,
         run.built_at,
         run.rules_fingerprint,
-        run.rebuild_all
+        run.rebuild_all,
+        run.confirmed
     from listed
     cross join run
 

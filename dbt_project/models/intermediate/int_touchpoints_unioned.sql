@@ -11,9 +11,10 @@
     inside the restatement window (var('restatement_lookback_days')) and of the identifiers
     whose profile id changed; rows of a restated record or day that no
     source holds any more are deleted. A full refresh builds the same table.
-    The profiles a replaced or deleted row leaves are logged in int_touchpoint_departures
+    The profiles of rows that really changed (inserted, different, moved or deleted; not
+    the window's rows rewritten as they were) are logged in int_touchpoint_changes
     (touchpoint_replace strategy, macros/profile_rebuild.sql) for int_profiles_to_rebuild.
-    Indexes: profile_id (profile marts read listed profiles), occurred_at and restated_at
+    Indexes: profile_id (profile marts read listed profiles) and occurred_at
     (int_profiles_to_rebuild); created with the table, so add them by a --full-refresh.
 -#}
 
@@ -25,9 +26,8 @@
     indexes=[
         {'columns': ['profile_id']},
         {'columns': ['occurred_at']},
-        {'columns': ['restated_at']},
     ],
-    pre_hook=["{{ touchpoint_departures_create_sql(this) }}"],
+    pre_hook=["{{ touchpoint_changes_create_sql(this) }}"],
     post_hook=["{{ touchpoint_delete_vanished(this) }}", "{{ identity_analyze_sql(this) }}"],
 ) }}
 

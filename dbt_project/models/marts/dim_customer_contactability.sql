@@ -18,7 +18,7 @@ with
 
 customers as (
 
-    select * from {{ ref('dim_customers') }}
+    select * from {{ ref('int_customer_profiles') }}
     where true {{ profile_rebuild_filter(scope) }}
 
 ),

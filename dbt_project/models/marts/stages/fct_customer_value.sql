@@ -14,7 +14,7 @@ with
 
 customers as (
 
-    select profile_id from {{ ref('dim_customers') }}
+    select profile_id from {{ ref('int_customer_profiles') }}
 
 ),
 
