@@ -30,7 +30,7 @@ PROFILE_TABLES = [
     "marts.fct_stage_spell_outcomes",
     "marts.fct_journey_episodes",
     "marts.fct_funnel_attempts",
-    "marts.dim_customers",
+    "intermediate.int_customer_profiles",
     "marts.dim_customer_contactability",
 ]
 
@@ -188,7 +188,7 @@ def test_a_delivery_for_one_person_rewrites_only_that_profile(warehouse, as_of_a
         for table in PROFILE_TABLES
         if conn.execute(f"select 1 from {table} where profile_id = %s", (dan,)).fetchone()
     }
-    assert written["marts.dim_customers"] == {dan: 1}
+    assert written["intermediate.int_customer_profiles"] == {dan: 1}
     assert (
         conn.execute(
             "select touchpoint_count from marts.dim_customers where profile_id = %s", (dan,)
