@@ -316,11 +316,13 @@
     {%- endfor %}
 {%- endmacro %}
 
-{#- fct_touchpoints up to the as-of time (later ones are not seen yet), as a CTE body. -#}
-{% macro touchpoints_until_as_of(columns) -%}
+{#- fct_touchpoints up to the as-of time (later ones are not seen yet), as a CTE body; of
+    the listed profiles only when `scope` (profile_rebuild_scope()) is given. -#}
+{% macro touchpoints_until_as_of(columns, scope=none) -%}
     select {{ columns | join(', ') }}
     from {{ ref('fct_touchpoints') }}
     where occurred_at <= {{ as_of_timestamp() }}
+    {{- profile_rebuild_filter(scope) }}
 {%- endmacro %}
 
 {#-

@@ -102,12 +102,20 @@
 
 
 {#- Post-hook: a restated day holds exactly what the sources hold now, so rows inside the
-    window that this run did not rewrite no longer exist in any source. -#}
+    window that this run did not rewrite no longer exist in any source (their profiles are
+    logged as changed, see macros/profile_rebuild.sql). -#}
 {% macro touchpoint_delete_vanished(relation) -%}
     {%- if is_incremental() -%}
-        delete from {{ relation }}
-        where occurred_at >= {{ utc_timestamp_literal(touchpoint_window_start()) }}
-            and restated_at < {{ build_timestamp() }}
+        with vanished as (
+            delete from {{ relation }}
+            where occurred_at >= {{ utc_timestamp_literal(touchpoint_window_start()) }}
+                and restated_at < {{ build_timestamp() }}
+            returning profile_id
+        )
+        insert into {{ touchpoint_changes_relation(relation) }} (profile_id, changed_at)
+        select distinct profile_id, {{ build_timestamp() }}
+        from vanished
+        where profile_id is not null
     {%- endif -%}
 {%- endmacro %}
 

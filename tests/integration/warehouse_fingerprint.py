@@ -26,8 +26,13 @@ VOLATILE_COLUMNS = {
 }
 
 
-# Tables that describe the runs themselves (each gate run adds rows), not the data.
-RUN_HISTORY_TABLES = {"reporting.rpt_data_health"}
+# Tables that describe the runs themselves (each gate run adds rows; what an incremental
+# run recomputed and why), not the data.
+RUN_HISTORY_TABLES = {
+    "reporting.rpt_data_health",
+    "intermediate.int_profiles_to_rebuild",
+    "intermediate.int_touchpoint_changes",
+}
 
 
 def fingerprint(

@@ -11,19 +11,26 @@
     inside the restatement window (var('restatement_lookback_days')) and of the identifiers
     whose profile id changed; rows of a restated record or day that no
     source holds any more are deleted. A full refresh builds the same table.
-    Indexes: the plan reads max(loaded_at) and max(restated_at), the vanished rows are
-    found by occurred_at, and the data tests check only the rows restated since they last
+    The profiles of rows that really changed (inserted, different, moved or deleted; not
+    the window's rows rewritten as they were) are logged in int_touchpoint_changes
+    (touchpoint_replace strategy, macros/profile_rebuild.sql) for int_profiles_to_rebuild.
+    Indexes: the plan reads max(loaded_at) and max(restated_at), the vanished rows and
+    int_profiles_to_rebuild find rows by occurred_at, the profile marts read the listed
+    profiles (profile_id), and the data tests check only the rows restated since they last
     passed (restated_at), touchpoint ids among all others (unique, also enforced on write).
+    Indexes are created with the table: add them to an existing one by a --full-refresh.
 -#}
 
 {{ config(
     materialized='incremental',
     unique_key=['source', 'source_record_id'],
-    incremental_strategy='delete+insert',
+    incremental_strategy='touchpoint_replace',
     on_schema_change='sync_all_columns',
+    pre_hook=["{{ touchpoint_changes_create_sql(this) }}"],
     post_hook=["{{ touchpoint_delete_vanished(this) }}", "{{ identity_analyze_sql(this) }}"],
     indexes=[
         {'columns': ['touchpoint_id'], 'unique': True},
+        {'columns': ['profile_id']},
         {'columns': ['restated_at']},
         {'columns': ['loaded_at']},
         {'columns': ['occurred_at']},

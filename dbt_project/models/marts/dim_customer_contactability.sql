@@ -4,13 +4,22 @@
     from the country (seed country_time_zones). E-mail suppression facts come from SendGrid
     events on the profile's address: unsubscribes and spam reports are permanent, while an
     address is undeliverable only while its latest delivery outcome is a bounce or a drop.
+    Incremental by profile (macros/profile_rebuild.sql).
 -#}
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='profile_replace',
+    indexes=[{'columns': ['profile_id']}],
+) }}
+{%- set scope = profile_rebuild_scope() %}
 
 with
 
 customers as (
 
-    select * from {{ ref('dim_customers') }}
+    select * from {{ ref('int_customer_profiles') }}
+    where true {{ profile_rebuild_filter(scope) }}
 
 ),
 
@@ -42,6 +51,9 @@ latest_contacts as (
             country,
             row_number() over (partition by crm_id order by updated_at desc) as recency_rank
         from crm_contacts
+        {%- if scope is not none %}
+        where crm_id in (select customers.crm_id from customers)
+        {%- endif %}
     ) as ranked
     where recency_rank = 1
 
@@ -56,6 +68,9 @@ permanent_opt_outs as (
         max(case when event_type = 'spamreport' then occurred_at end) as spam_reported_at
     from email_events
     where event_type in ('unsubscribe', 'group_unsubscribe', 'spamreport')
+    {%- if scope is not none %}
+        and email in (select customers.email from customers)
+    {%- endif %}
     group by email
 
 ),
@@ -74,6 +89,9 @@ delivery_outcomes as (
             ) as recency_rank
         from email_events
         where event_type in ('delivered', 'bounce', 'dropped')
+        {%- if scope is not none %}
+            and email in (select customers.email from customers)
+        {%- endif %}
     ) as ranked
     where recency_rank = 1
 

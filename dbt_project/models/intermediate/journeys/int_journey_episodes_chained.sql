@@ -9,16 +9,20 @@
 -#}
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='profile_replace',
+        indexes=[{'columns': ['profile_id']}],
         pre_hook="{{ episode_session_settings() }}",
         post_hook="{{ identity_analyze_sql(this) }}",
     )
 }}
+{%- set scope = profile_rebuild_scope() %}
 {%- set journeys = journey_definitions() %}
 
 with recursive
 
 touchpoints as (
-    {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'touchpoint_type', 'occurred_at']) }}
+    {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'touchpoint_type', 'occurred_at'], scope) }}
 ),
 
 journey_settings as (

@@ -1,10 +1,18 @@
-{#- Completed orders of profiles with their amount in var('reporting_currency'). -#}
+{#- Completed orders of profiles with their amount in var('reporting_currency'); incremental by profile. -#}
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='profile_replace',
+    indexes=[{'columns': ['profile_id']}],
+) }}
+{%- set scope = profile_rebuild_scope() %}
 
 with
 
 touchpoints as (
 
     select * from {{ ref('fct_touchpoints') }}
+    where touchpoint_type = 'order_completed' {{ profile_rebuild_filter(scope) }}
 
 ),
 

@@ -5,7 +5,14 @@
     from the first step. Not adjacent-step joins: step 3 is looked for after the time step 2
     was reached in this attempt.
 -#}
-{{ config(pre_hook="{{ episode_session_settings() }}") }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='profile_replace',
+    indexes=[{'columns': ['profile_id']}],
+    pre_hook="{{ episode_session_settings() }}",
+) }}
+{%- set scope = profile_rebuild_scope() %}
+
 {%- set funnels = funnel_definitions() %}
 
 with
@@ -13,11 +20,12 @@ with
 attempts as (
 
     select * from {{ ref('int_funnel_attempts_chained') }}
+    where true {{ profile_rebuild_filter(scope) }}
 
 ),
 
 touchpoints as (
-    {{ touchpoints_until_as_of(['profile_id', 'touchpoint_type', 'occurred_at']) }}
+    {{ touchpoints_until_as_of(['profile_id', 'touchpoint_type', 'occurred_at'], scope) }}
 ),
 
 funnel_steps as (

@@ -6,7 +6,14 @@
     not counted as friction, and its order revenue counts only for entry_event '*' journeys
     (otherwise it is the previous episode's goal).
 -#}
-{{ config(pre_hook="{{ episode_session_settings() }}") }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='profile_replace',
+    indexes=[{'columns': ['profile_id']}],
+    pre_hook="{{ episode_session_settings() }}",
+) }}
+{%- set scope = profile_rebuild_scope() %}
+
 {%- set journeys = journey_definitions() %}
 
 with
@@ -14,11 +21,12 @@ with
 episodes as (
 
     select * from {{ ref('int_journey_episodes_chained') }}
+    where true {{ profile_rebuild_filter(scope) }}
 
 ),
 
 touchpoints as (
-    {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'channel', 'touchpoint_type', 'occurred_at', 'amount']) }}
+    {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'channel', 'touchpoint_type', 'occurred_at', 'amount'], scope) }}
 ),
 
 journey_settings as (

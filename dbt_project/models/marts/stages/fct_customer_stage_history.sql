@@ -6,7 +6,15 @@
     spell: only once that moment is not after var('as_of')); the next activity ends it and the
     profile re-enters the funnel (reentry: restart = from its new touchpoints only, resume =
     at the furthest stage reached before). A spell ends when the next one starts.
+    Incremental by profile (macros/profile_rebuild.sql).
 -#}
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='profile_replace',
+    indexes=[{'columns': ['profile_id']}],
+) }}
+{%- set scope = profile_rebuild_scope() %}
 
 {%- set config = journey_stage_config() -%}
 {%- set inactive_days = config.lapsed.after_inactive_days -%}
@@ -17,6 +25,7 @@ with
 touchpoints as (
 
     select * from {{ ref('fct_touchpoints') }}
+    where true {{ profile_rebuild_filter(scope) }}
 
 ),
 
@@ -236,12 +245,17 @@ linked as (
         lead(entered_at) over (partition by profile_id order by spell_number) as exited_at,
         lag(stage) over (partition by profile_id order by spell_number) as entered_from,
         lag(stage, 2) over (partition by profile_id order by spell_number) as stage_before_lapse,
-        lead(stage) over (partition by profile_id order by spell_number) as exited_to
+        lead(stage) over (partition by profile_id order by spell_number) as exited_to,
+        sum(case when stage_order = {{ lapsed_order }} then 1 else 0 end) over (
+            partition by profile_id
+            order by spell_number
+            rows between unbounded preceding and current row
+        ) as lapses_so_far
     from spells
 
 ),
 
-final as (
+marked as (
 
     select
         {{ dbt.hash(dbt.concat(["profile_id", "'|'", "cast(spell_number as " ~ dbt.type_string() ~ ")"])) }}
@@ -263,8 +277,23 @@ final as (
             end,
             false
         ) as is_regression,
-        exited_at is null as is_current
+        exited_at is null as is_current,
+        cast(lapses_so_far as integer) as lapses_so_far
     from linked
+
+),
+
+{#- running counts, so customer_current_stage reads the current spell alone -#}
+final as (
+
+    select
+        *,
+        cast(sum(case when is_regression then 1 else 0 end) over (
+            partition by profile_id
+            order by spell_number
+            rows between unbounded preceding and current row
+        ) as integer) as regressions_so_far
+    from marked
 
 )
 

@@ -4,13 +4,17 @@
       expected_future_revenue = repeat_purchase_rate * average_order_value
     i.e. one more order of the profile's own average value, weighted by the share of all
     buyers who ordered at least twice; 0 for profiles without orders and for lapsed ones.
+    A view: the repeat purchase rate is over all buyers, so any order changes every
+    profile's value; it is computed when read from the stored orders and stages.
 -#}
+
+{{ config(materialized='view') }}
 
 with
 
 customers as (
 
-    select profile_id from {{ ref('dim_customers') }}
+    select profile_id from {{ ref('int_customer_profiles') }}
 
 ),
 

@@ -2,19 +2,29 @@
     What came of each stage spell, the profile-level fact the stage KPIs aggregate: its
     cohort day and week, whether it moved on to a later stage (for lapsed: came back),
     lapsed or regressed next, and the orders and revenue while in the stage.
+    Incremental by profile (macros/profile_rebuild.sql).
 -#}
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='profile_replace',
+    indexes=[{'columns': ['profile_id']}],
+) }}
+{%- set scope = profile_rebuild_scope() %}
 
 with
 
 stage_history as (
 
     select * from {{ ref('fct_customer_stage_history') }}
+    where true {{ profile_rebuild_filter(scope) }}
 
 ),
 
 orders as (
 
     select * from {{ ref('int_orders_converted') }}
+    where true {{ profile_rebuild_filter(scope) }}
 
 ),
 

@@ -1,0 +1,200 @@
+{#-
+    Profile-incremental marts: an incremental run recomputes only the profiles listed in
+    int_profiles_to_rebuild. Each such model
+
+      - reads its profile-level inputs through profile_rebuild_filter(scope, column), which
+        on an incremental run keeps the listed profiles only (an index-friendly
+        `= any(array(...))` on profile_id, so the planner scans the listed profiles' rows);
+      - is materialized='incremental' with incremental_strategy='profile_replace': the rows
+        of every listed profile are deleted (profiles that no longer exist included) and the
+        recomputed rows inserted.
+
+    A first run, a --full-refresh, or a run int_profiles_to_rebuild marks rebuild_all
+    (first build of the list, as_of moved backwards, changed rules) rebuilds everything.
+-#}
+
+{#- The list relation when this run recomputes listed profiles only; none = everything. -#}
+{% macro profile_rebuild_scope() -%}
+    {%- set relation = ref('int_profiles_to_rebuild') -%}
+    {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
+    {%- set rows = run_query(
+        'select rebuild_all from ' ~ relation ~ ' where profile_id is null'
+    ).rows -%}
+    {%- if rows | length == 0 or rows[0][0] -%}{{ return(none) }}{%- endif -%}
+    {{ return(relation) }}
+{%- endmacro %}
+
+
+{#- `and <column> is one of the listed profiles` on an incremental run, nothing otherwise. -#}
+{% macro profile_rebuild_filter(scope, column='profile_id') -%}
+    {%- if scope is not none %}
+    and {{ column }} = any(array(
+        select listed.profile_id from {{ scope }} as listed where listed.profile_id is not null
+    ))
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- Custom incremental strategy: replace the listed profiles' rows (all rows without a list). -#}
+{% macro get_incremental_profile_replace_sql(arg_dict) -%}
+    {%- set scope = profile_rebuild_scope() -%}
+    delete from {{ arg_dict['target_relation'] }}
+    where true {{ profile_rebuild_filter(scope) }};
+    {{ get_incremental_append_sql(arg_dict) }}
+{%- endmacro %}
+
+
+{#- Hash of the settings the profile marts are computed with: a change rebuilds them all. -#}
+{% macro profile_rules_fingerprint() -%}
+    {%- set settings = {
+        'journey_stage_rules': var('journey_stage_rules'),
+        'journeys': var('journeys'),
+        'funnels': var('funnels'),
+        'stalled_days': var('stalled_days'),
+        'reporting_currency': var('reporting_currency'),
+    } -%}
+    {{ return(local_md5(tojson(settings, sort_keys=true))) }}
+{%- endmacro %}
+
+
+{#-
+    Profiles whose touchpoints changed in int_touchpoints_unioned (kept until
+    int_profiles_to_rebuild has read them): a row inserted, changed (any column but
+    restated_at), moved to another profile (both profiles) or deleted. Rows of the
+    restatement window rewritten as they were do not count.
+-#}
+{% macro touchpoint_changes_relation(touchpoints=none) -%}
+    {%- set touchpoints = touchpoints if touchpoints is not none else ref('int_touchpoints_unioned') -%}
+    {{ return(api.Relation.create(
+        database=touchpoints.database,
+        schema=touchpoints.schema,
+        identifier='int_touchpoint_changes',
+        type='table',
+    )) }}
+{%- endmacro %}
+
+{% macro touchpoint_changes_create_sql(touchpoints) -%}
+    create table if not exists {{ touchpoint_changes_relation(touchpoints) }} (
+        profile_id {{ dbt.type_string() }} not null,
+        changed_at timestamp with time zone not null
+    )
+{%- endmacro %}
+
+
+{#-
+    Custom incremental strategy of int_touchpoints_unioned: delete+insert on (source,
+    source_record_id), logging the profiles of rows that differ between the replaced and
+    the new version (new rows and rows moved to another profile included).
+-#}
+{% macro get_incremental_touchpoint_replace_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set columns = arg_dict['dest_columns'] | map(attribute='name')
+        | reject('equalto', 'restated_at') | list -%}
+    {%- set column_list = columns | join(', ') -%}
+    with replaced as (
+        delete from {{ target }} as target
+        using {{ source }} as restated
+        where target.source = restated.source
+            and target.source_record_id = restated.source_record_id
+        returning target.*
+    ),
+    differing as (
+        (select {{ column_list }} from replaced
+         except
+         select {{ column_list }} from {{ source }})
+        union all
+        (select {{ column_list }} from {{ source }}
+         except
+         select {{ column_list }} from replaced)
+    )
+    insert into {{ touchpoint_changes_relation(target) }} (profile_id, changed_at)
+    select distinct profile_id, {{ build_timestamp() }}
+    from differing
+    where profile_id is not null;
+    {{ get_incremental_append_sql(arg_dict) }}
+{%- endmacro %}
+
+
+{#- A stored model's relation (without a ref: the list reads models that depend on it),
+    none when it does not exist yet. -#}
+{% macro profile_rebuild_stored_relation(model_name) -%}
+    {%- set node = graph.nodes['model.' ~ project_name ~ '.' ~ model_name] -%}
+    {{ return(adapter.get_relation(node.database, node.schema, node.alias or node.name)) }}
+{%- endmacro %}
+
+
+{#-
+    The run int_profiles_to_rebuild last recorded: {built_at, as_of} as text and the stored
+    marts whose due times it reads, or none when this run must recompute every profile (no
+    previous list or stored mart, --full-refresh, as_of went backwards, other rules).
+-#}
+{% macro profile_rebuild_previous_run(fingerprint) -%}
+    {%- if not execute or flags.FULL_REFRESH -%}{{ return(none) }}{%- endif -%}
+    {%- set existing = adapter.get_relation(this.database, this.schema, this.identifier) -%}
+    {%- if existing is none -%}{{ return(none) }}{%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(existing) | map(attribute='name') | list -%}
+    {%- if 'confirmed' not in columns -%}{{ return(none) }}{%- endif -%}
+    {%- set rows = run_query(
+        'select cast(built_at as ' ~ dbt.type_string() ~ '), cast(as_of as ' ~ dbt.type_string() ~ '),'
+        ~ ' rules_fingerprint, as_of > cast(' ~ as_of_timestamp() ~ ' as timestamp with time zone),'
+        ~ ' rebuild_all, confirmed'
+        ~ ' from ' ~ existing ~ ' where profile_id is null'
+    ).rows -%}
+    {%- if rows | length != 1 -%}{{ return(none) }}{%- endif -%}
+    {%- set row = rows[0] -%}
+    {%- if row[0] is none or row[1] is none or row[2] != fingerprint or row[3] -%}
+        {{ log(this.identifier ~ ': every profile is recomputed (as_of went backwards or the rules changed)', info=True) }}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if row[4] and not row[5] -%}
+        {{ log(this.identifier ~ ': the previous full recompute did not complete, recomputing every profile', info=True) }}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set stored = {} -%}
+    {%- for name in ['int_customer_profiles', 'int_journey_episodes_chained', 'int_funnel_attempts_chained'] -%}
+        {%- set relation = profile_rebuild_stored_relation(name) -%}
+        {%- if relation is none -%}{{ return(none) }}{%- endif -%}
+        {%- do stored.update({name: relation}) -%}
+    {%- endfor -%}
+    {{ return({'built_at': row[0], 'as_of': row[1], 'stored': stored, 'unconfirmed': not row[5], 'relation': existing}) }}
+{%- endmacro %}
+
+
+{#- Post-hook of int_profiles_to_rebuild: changes it has read are not needed any more. -#}
+{% macro profile_rebuild_prune_changes() -%}
+    delete from {{ touchpoint_changes_relation() }}
+    where changed_at <= (select built_at from {{ this }} where profile_id is null)
+{%- endmacro %}
+
+
+{#- The models that replace the listed profiles' rows (incremental_strategy profile_replace). -#}
+{% macro profile_rebuild_models() -%}
+    {%- set names = [] -%}
+    {%- for node in graph.nodes.values() -%}
+        {%- if node.resource_type == 'model' and node.config.get('incremental_strategy') == 'profile_replace' -%}
+            {%- do names.append(node.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(names) }}
+{%- endmacro %}
+
+
+{#-
+    on-run-end: when this invocation built int_profiles_to_rebuild and every profile_replace
+    model successfully, mark the list as applied. An unconfirmed list (a run that failed or
+    stopped in between) is carried over into the next run's list.
+-#}
+{% macro profile_rebuild_confirm(results) -%}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set statuses = {} -%}
+    {%- for result in results -%}
+        {%- do statuses.update({result.node.name: result.status | string}) -%}
+    {%- endfor -%}
+    {%- for name in ['int_profiles_to_rebuild'] + profile_rebuild_models() -%}
+        {%- if statuses.get(name) != 'success' -%}{{ return('') }}{%- endif -%}
+    {%- endfor -%}
+    update {{ profile_rebuild_stored_relation('int_profiles_to_rebuild') }}
+    set confirmed = true
+    where profile_id is null
+{%- endmacro %}
