@@ -2,7 +2,8 @@
     One row per profile per journey episode (int_journey_episodes_chained) with what happened
     in it: the touchpoints from its start to its completion or abandonment (to the as-of time
     while open), the journey's ordered steps reached, channels, friction (support contacts,
-    unsubscribes, bounces, spam reports) and completed-order revenue. The entry touchpoint is
+    unsubscribes, bounces, spam reports) and completed-order revenue (in
+    var('reporting_currency')). The entry touchpoint is
     not counted as friction, and its order revenue counts only for entry_event '*' journeys
     (otherwise it is the previous episode's goal).
 -#}
@@ -25,8 +26,19 @@ episodes as (
 
 ),
 
+-- completed orders carry their revenue in var('reporting_currency') (int_orders_converted)
 touchpoints as (
-    {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'channel', 'touchpoint_type', 'occurred_at', 'amount'], scope) }}
+
+    select
+        visible.*,
+        converted_orders.revenue as reporting_amount
+    from (
+        {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'channel', 'touchpoint_type', 'occurred_at'], scope) }}
+    ) as visible
+    left join {{ ref('int_orders_converted') }} as converted_orders
+        on converted_orders.profile_id = visible.profile_id
+        and converted_orders.touchpoint_id = visible.touchpoint_id
+
 ),
 
 journey_settings as (
@@ -57,7 +69,7 @@ episode_touchpoints as (
         touchpoints.touchpoint_id = episode_windows.entry_touchpoint_id as is_entry,
         touchpoints.channel,
         touchpoints.touchpoint_type,
-        touchpoints.amount
+        touchpoints.reporting_amount
     from episode_windows
     inner join touchpoints
         on touchpoints.profile_id = episode_windows.profile_id
@@ -85,7 +97,7 @@ activity as (
             else 0
         end) as bounces,
         sum(case
-            when touchpoint_type = 'order_completed' and (not is_entry or entry_is_any) then amount
+            when touchpoint_type = 'order_completed' and (not is_entry or entry_is_any) then reporting_amount
             else 0
         end) as revenue
     from episode_touchpoints
