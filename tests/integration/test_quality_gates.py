@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 import psycopg
@@ -107,17 +109,25 @@ def test_clean_run_passes_every_gate_and_sends(clean_run):
     assert sent > 0
 
 
-def test_negative_amounts_fail_gate_raw(blocked_run, gate_env, gdb):
-    extra = gate_env[1] / "orders" / "orders_refunds.csv"
-    extra.write_text(
-        "order_id,customer_email,amount,currency,status,ts\n"
-        "neg-1,someone@example.com,-25.00,USD,completed,2026-10-30T10:00:00Z\n"
-    )
+ORDERS_HEADER = "order_id,customer_email,amount,currency,status,ts\n"
+
+
+@contextmanager
+def delivered_file(gate_env, gdb, relative: str, text: str) -> Iterator[None]:
+    """A source file present for the runs inside the block, then removed with its raw rows."""
+    path = gate_env[1] / relative
+    path.write_text(text)
     try:
-        states = blocked_run()
+        yield
     finally:
-        extra.unlink()
-        retract_file(gdb, "orders", "orders/orders_refunds.csv")
+        path.unlink()
+        retract_file(gdb, relative.split("/")[0], relative)
+
+
+def test_negative_amounts_fail_gate_raw(blocked_run, gate_env, gdb):
+    refund = "neg-1,someone@example.com,-25.00,USD,completed,2026-10-30T10:00:00Z\n"
+    with delivered_file(gate_env, gdb, "orders/orders_refunds.csv", ORDERS_HEADER + refund):
+        states = blocked_run()
     assert states["gate_raw"] == "failed"
     failures = latest_gate_failure(gdb, "gate_raw")
     assert ("raw.orders", "expect_column_values_to_be_between", "amount", "[-25.00]", None) in [
@@ -128,13 +138,9 @@ def test_negative_amounts_fail_gate_raw(blocked_run, gate_env, gdb):
 def test_duplicate_keys_fail_gate_raw(blocked_run, gate_env, gdb):
     first_line = (gate_env[1] / "orders" / "orders.csv").read_text().splitlines()[1]
     duplicate_id = first_line.split(",")[0]
-    extra = gate_env[1] / "orders" / "orders_resent.csv"
-    extra.write_text("order_id,customer_email,amount,currency,status,ts\n" + first_line + "\n")
-    try:
+    resent = ORDERS_HEADER + first_line + "\n"
+    with delivered_file(gate_env, gdb, "orders/orders_resent.csv", resent):
         states = blocked_run()
-    finally:
-        extra.unlink()
-        retract_file(gdb, "orders", "orders/orders_resent.csv")
     assert states["gate_raw"] == "failed"
     failures = latest_gate_failure(gdb, "gate_raw")
     assert [
@@ -147,31 +153,19 @@ def test_duplicate_keys_fail_gate_raw(blocked_run, gate_env, gdb):
 
 def test_bad_rows_fail_gate_raw_again_until_fixed(blocked_run, gate_env, gdb):
     """gate_raw validates what was loaded since it last passed: a failure is not forgotten."""
-    extra = gate_env[1] / "orders" / "orders_unknown_status.csv"
-    extra.write_text(
-        "order_id,customer_email,amount,currency,status,ts\n"
-        "odd-1,someone@example.com,10.00,USD,lost_in_mail,2026-10-30T10:00:00Z\n"
-    )
-    try:
+    odd = "odd-1,someone@example.com,10.00,USD,lost_in_mail,2026-10-30T10:00:00Z\n"
+    with delivered_file(gate_env, gdb, "orders/orders_unknown_status.csv", ORDERS_HEADER + odd):
         for _ in range(2):  # the second run loads nothing new: the same rows fail again
             states = blocked_run()
             assert states["gate_raw"] == "failed"
             assert ("raw.orders", "expect_column_values_to_be_in_set", "status") in [
                 (t, e, c) for t, e, c, _, _ in latest_gate_failure(gdb, "gate_raw")
             ]
-    finally:
-        extra.unlink()
-        retract_file(gdb, "orders", "orders/orders_unknown_status.csv")
 
 
 def test_late_empty_batch_fails_gate_raw(blocked_run, gate_env, gdb):
-    empty = gate_env[1] / "web_events" / "web_events_late.jsonl"
-    empty.write_text("")
-    try:
+    with delivered_file(gate_env, gdb, "web_events/web_events_late.jsonl", ""):
         states = blocked_run()
-    finally:
-        empty.unlink()
-        retract_file(gdb, "web_events", "web_events/web_events_late.jsonl")
     assert states["gate_raw"] == "failed"
     [(table, expectation, sample)] = [
         (t, e, s) for t, e, _, s, _ in latest_gate_failure(gdb, "gate_raw")
