@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from journeyflow import mart_scope
 from journeyflow.warehouse import sqlalchemy_url
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ create table if not exists dq.gate_watermarks (
 );
 """
 ROW_COUNT = "expect_table_row_count_to_be_between"
+COLUMN_MAX = "expect_column_max_to_be_between"
+COLUMN_BOUNDS = (COLUMN_MAX, "expect_column_min_to_be_between")
 MICROSECOND = timedelta(microseconds=1)
 
 
@@ -219,14 +222,27 @@ def create_new_rows_view(conn: psycopg.Connection, rows: NewRows) -> None:
     )
 
 
+@dataclass(frozen=True)
+class GateScope:
+    """What a gate validated of the tables it narrows: new raw rows, listed profiles."""
+
+    new_rows: list[NewRows]
+    marts: mart_scope.MartScope | None = None
+
+    @property
+    def tables(self) -> set[str]:
+        """Tables whose suites read a narrowed relation (their row count is the whole table's)."""
+        return {rows.table for rows in self.new_rows} | set(self.marts.tables if self.marts else ())
+
+
 def advance_watermarks(
-    conn: psycopg.Connection, gate: str, scope: list[NewRows], checks: list[CheckResult]
+    conn: psycopg.Connection, gate: str, scope: GateScope, checks: list[CheckResult]
 ) -> None:
     """Tables whose error-level checks all passed are validated through their new rows."""
     failed = {check.table for check in checks if not check.success and check.severity == "error"}
     with conn.transaction():
         conn.execute(RESULTS_DDL)
-        for rows in scope:
+        for rows in scope.new_rows:
             if rows.table in failed or rows.through is None:
                 continue
             conn.execute(
@@ -236,19 +252,56 @@ def advance_watermarks(
                 " excluded.validated_through)",
                 (gate, rows.table, rows.through),
             )
+    if scope.marts is not None:
+        mart_scope.advance(conn, scope.marts, failed)
 
 
-def _whole_table_row_count(conn: psycopg.Connection, check: CheckResult, parameters) -> CheckResult:
-    """A row-count check of a new-rows view, redone on the whole table it reads."""
-    kwargs = {
+def _parameter_values(check: CheckResult, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {
         key: parameters.get(value["$PARAMETER"]) if isinstance(value, dict) else value
         for key, value in check.kwargs.items()
     }
+
+
+def _within(value: Any, kwargs: dict[str, Any]) -> bool:
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    return value is not None and (low is None or value >= low) and (high is None or value <= high)
+
+
+def _whole_table_row_count(conn: psycopg.Connection, check: CheckResult, parameters) -> CheckResult:
+    """A row-count check of a narrowed relation, redone on the whole table it reads."""
+    kwargs = _parameter_values(check, parameters)
     name = sql.Identifier(*check.table.split("."))
     count = conn.execute(sql.SQL("select count(*) from {}").format(name)).fetchone()[0]
-    low, high = kwargs.get("min_value"), kwargs.get("max_value")
-    success = (low is None or count >= low) and (high is None or count <= high)
-    return replace(check, kwargs=kwargs, success=success, observed_value=count)
+    return replace(check, kwargs=kwargs, success=_within(count, kwargs), observed_value=count)
+
+
+def _whole_table_bound(conn: psycopg.Connection, check: CheckResult, parameters) -> CheckResult:
+    """A column min/max check that found no value in the narrowed rows (none new, or all
+    null there), redone on the whole table: an empty narrowing is not a failure."""
+    if check.success or check.observed_value is not None:
+        return check
+    kwargs = _parameter_values(check, parameters)
+    aggregate = "max" if check.expectation == COLUMN_MAX else "min"
+    value = conn.execute(
+        sql.SQL("select {}({}) from {}").format(
+            sql.SQL(aggregate),
+            sql.Identifier(check.column),
+            sql.Identifier(*check.table.split(".")),
+        )
+    ).fetchone()[0]
+    return replace(check, kwargs=kwargs, success=_within(value, kwargs), observed_value=value)
+
+
+def _on_whole_table(
+    conn: psycopg.Connection, check: CheckResult, parameters, scope: GateScope
+) -> CheckResult:
+    """What a narrowed relation cannot tell, asked of the whole table."""
+    if check.table in scope.tables and check.expectation == ROW_COUNT:
+        return _whole_table_row_count(conn, check, parameters)
+    if scope.marts and check.table in scope.marts.tables and check.expectation in COLUMN_BOUNDS:
+        return _whole_table_bound(conn, check, parameters)
+    return check
 
 
 def run_checkpoint(
@@ -259,12 +312,13 @@ def run_checkpoint(
     interval_end: datetime,
     rules: QualityRules,
     new_rows_keys: dict[str, str] | None = None,
-) -> tuple[list[CheckResult], list[NewRows]]:
+) -> tuple[list[CheckResult], GateScope]:
     """Run one Great Expectations checkpoint against the warehouse and flatten its results.
 
     Suites of the tables in `new_rows_keys` (table -> key column) validate only the rows
     loaded since the gate last passed there (their data assets read the views
-    create_new_rows_view writes); their row count is checked on the whole table.
+    create_new_rows_view writes); suites of the profile marts validate the profiles rebuilt
+    since then (mart_scope). Their row count is checked on the whole table.
     Returns the checks and those scopes (for advance_watermarks).
     """
     from great_expectations.core.run_identifier import RunIdentifier
@@ -276,9 +330,11 @@ def run_checkpoint(
     with psycopg.connect(warehouse_url) as conn:
         conn.execute(RESULTS_DDL)
         parameters = expectation_parameters(conn, tables, run_id, interval_end, rules)
-        scope = [new_rows(conn, checkpoint, table, key) for table, key in keys.items()]
-        for rows in scope:
+        scope = GateScope([new_rows(conn, checkpoint, table, key) for table, key in keys.items()])
+        for rows in scope.new_rows:
             create_new_rows_view(conn, rows)
+        conn.commit()
+        scope = replace(scope, marts=mart_scope.prepare(conn, checkpoint, tables))
     result = gx_checkpoint.run(
         run_id=RunIdentifier(run_name=run_id), expectation_parameters=parameters
     )
@@ -288,20 +344,22 @@ def run_checkpoint(
         for outcome in suite_result.results
     ]
     with psycopg.connect(warehouse_url) as conn:
-        checks = [
-            _whole_table_row_count(conn, check, parameters)
-            if check.table in keys and check.expectation == ROW_COUNT
-            else check
+        checks = [_on_whole_table(conn, check, parameters, scope) for check in checks]
+        relations = {table: mart_scope.validation_relation(table) for table in scope.tables}
+        return [
+            _with_unexpected_rows(conn, check, relations.get(check.table, check.table))
             for check in checks
-        ]
-        return [_with_unexpected_rows(conn, check) for check in checks], scope
+        ], scope
 
 
-def _with_unexpected_rows(conn: psycopg.Connection, check: CheckResult) -> CheckResult:
-    """GX reports only how many rows a failed SQL check found; add a few of them as the sample."""
+def _with_unexpected_rows(
+    conn: psycopg.Connection, check: CheckResult, relation: str
+) -> CheckResult:
+    """GX reports only how many rows a failed SQL check found; add a few of them as the sample
+    (from the relation the suite read)."""
     if check.success or check.expectation != "unexpected_rows_expectation":
         return check
-    query = check.kwargs["unexpected_rows_query"].replace("{batch}", check.table)
+    query = check.kwargs["unexpected_rows_query"].replace("{batch}", relation)
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(f"select * from ({query}) unexpected limit {SAMPLE_SIZE}").fetchall()
     return replace(check, unexpected_count=check.observed_value, sample=rows)

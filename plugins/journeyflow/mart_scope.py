@@ -1,0 +1,235 @@
+"""What gate_marts validates of the profile marts: the profiles rebuilt since it last passed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import sql
+
+MICROSECOND = timedelta(microseconds=1)
+PROFILE_LIST = "intermediate.int_profiles_to_rebuild"
+PROFILES = "intermediate.int_customer_profiles"
+TOUCHPOINTS = "marts.fct_touchpoints"
+STORED_TOUCHPOINTS = "intermediate.int_touchpoints_unioned"
+# Marts whose rows belong to one profile (profile_id), and how the rows to validate are
+# kept for their suites: a view that reads the listed profiles by index, or, for
+# fct_customer_value (a view whose repeat rate is computed over all orders when read, and
+# which the planner joins badly once a check filters it), a table evaluated once per run
+# instead of once per expectation. dim_customers stays a view: the checks read stored
+# columns only, so its rolling activity counts are never computed for them.
+PROFILE_MARTS = {
+    "marts.dim_customers": "view",
+    "marts.customer_current_stage": "view",
+    "marts.fct_customer_value": "table",
+    "marts.fct_customer_stage_history": "view",
+    "marts.fct_stage_spell_outcomes": "view",
+    "marts.fct_journey_episodes": "view",
+    "marts.fct_funnel_attempts": "view",
+    "marts.dim_customer_contactability": "view",
+}
+SCOPE_DDL = """
+create schema if not exists dq;
+create table if not exists dq.gate_pending_profiles (
+    gate text not null,
+    profile_id text
+);
+create index if not exists gate_pending_profiles_gate_profile
+    on dq.gate_pending_profiles (gate, profile_id);
+"""
+
+
+@dataclass(frozen=True)
+class MartScope:
+    """The rows gate_marts validates: every row of the listed profiles (all of them when a
+    build recomputed every profile), and the touchpoints restated after `watermark`
+    through `through` plus those of listed profiles that no longer exist."""
+
+    gate: str
+    every_profile: bool
+    tables: tuple[str, ...]
+    watermark: datetime | None
+    through: datetime | None
+
+
+def validation_relation(table: str) -> str:
+    """The relation a scoped suite's data asset reads (dq.<schema>__<table>__to_validate)."""
+    return "dq." + table.replace(".", "__") + "__to_validate"
+
+
+def _identifier(name: str) -> sql.Identifier:
+    return sql.Identifier(*name.split("."))
+
+
+def collect_listed_profiles(conn: psycopg.Connection, gate: str) -> bool:
+    """Add the latest build's list to the gate's pending profiles; True when every profile is.
+
+    Pending profiles stay until the gate passes on them, so a failure is checked again even
+    when later builds list other profiles. Without a list every profile is pending.
+    """
+    with conn.transaction():
+        conn.execute(SCOPE_DDL)
+        listed = conn.execute("select to_regclass(%s)", (PROFILE_LIST,)).fetchone()[0]
+        rebuild_all = True
+        if listed is not None:
+            row = conn.execute(
+                sql.SQL("select bool_or(rebuild_all) from {} where profile_id is null").format(
+                    _identifier(PROFILE_LIST)
+                )
+            ).fetchone()
+            rebuild_all = row[0] is None or row[0]
+        if rebuild_all:
+            conn.execute(
+                "insert into dq.gate_pending_profiles (gate, profile_id) select %(gate)s, null"
+                " where not exists (select 1 from dq.gate_pending_profiles"
+                " where gate = %(gate)s and profile_id is null)",
+                {"gate": gate},
+            )
+        else:
+            conn.execute(
+                sql.SQL(
+                    "insert into dq.gate_pending_profiles (gate, profile_id)"
+                    " select distinct %(gate)s, listed.profile_id from {} as listed"
+                    " where listed.profile_id is not null and not exists ("
+                    " select 1 from dq.gate_pending_profiles as pending"
+                    " where pending.gate = %(gate)s and pending.profile_id = listed.profile_id)"
+                ).format(_identifier(PROFILE_LIST)),
+                {"gate": gate},
+            )
+        return conn.execute(
+            "select exists (select 1 from dq.gate_pending_profiles"
+            " where gate = %s and profile_id is null)",
+            (gate,),
+        ).fetchone()[0]
+
+
+def profiles_relation(gate: str) -> str:
+    """The profiles a gate's run validates (a copy of the pending ones when it started)."""
+    return f"dq.{gate}__profiles_to_validate"
+
+
+def _snapshot_profiles(conn: psycopg.Connection, gate: str) -> None:
+    name = _identifier(profiles_relation(gate))
+    conn.execute(
+        sql.SQL("create unlogged table if not exists {} (profile_id text primary key)").format(name)
+    )
+    conn.execute(sql.SQL("truncate {}").format(name))
+    conn.execute(
+        sql.SQL(
+            "insert into {} select distinct profile_id from dq.gate_pending_profiles"
+            " where gate = %s and profile_id is not null"
+        ).format(name),
+        (gate,),
+    )
+    conn.execute(sql.SQL("analyze {}").format(name))
+
+
+def _listed(gate: str) -> sql.Composable:
+    """`profile_id` is one of the profiles this run validates (an index-friendly array)."""
+    return sql.SQL("profile_id = any(array(select listed.profile_id from {} as listed))").format(
+        _identifier(profiles_relation(gate))
+    )
+
+
+def _restated_watermark(conn: psycopg.Connection, gate: str) -> datetime | None:
+    row = conn.execute(
+        "select validated_through from dq.gate_watermarks where gate = %s and table_name = %s",
+        (gate, TOUCHPOINTS),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _restated_through(
+    conn: psycopg.Connection, watermark: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """(watermark, through) of the touchpoints to validate; the latest restatement again
+    when nothing was restated since the watermark."""
+    stored = _identifier(STORED_TOUCHPOINTS)
+    latest = conn.execute(sql.SQL("select max(restated_at) from {}").format(stored)).fetchone()[0]
+    if latest is None or watermark is None or latest > watermark:
+        return watermark, latest
+    return latest - MICROSECOND, latest
+
+
+def _drop(conn: psycopg.Connection, name: str) -> None:
+    """Drop a view or table of that name, whichever it is."""
+    kind = conn.execute(
+        "select c.relkind from pg_class c where c.oid = to_regclass(%s)", (name,)
+    ).fetchone()
+    if kind is None:
+        return
+    statement = "drop view {}" if kind[0] == "v" else "drop table {}"
+    conn.execute(sql.SQL(statement).format(_identifier(name)))
+
+
+def _create(conn: psycopg.Connection, name: str, kind: str, query: sql.Composable) -> None:
+    _drop(conn, name)
+    statement = "create view {} as {}" if kind == "view" else "create unlogged table {} as {}"
+    conn.execute(sql.SQL(statement).format(_identifier(name), query))
+    if kind != "view":
+        conn.execute(sql.SQL("analyze {}").format(_identifier(name)))
+
+
+def _profile_rows(table: str, scope: MartScope) -> sql.Composable:
+    query = sql.SQL("select * from {}").format(_identifier(table))
+    if scope.every_profile:
+        return query
+    return query + sql.SQL(" where ") + _listed(scope.gate)
+
+
+def _touchpoint_rows(scope: MartScope) -> sql.Composable:
+    """Touchpoints restated in the scope, and those of listed profiles that are gone; every
+    touchpoint before the gate first passed or when every profile is listed."""
+    query = sql.SQL("select * from {}").format(_identifier(TOUCHPOINTS))
+    if scope.every_profile or scope.watermark is None:
+        return query
+    restated = sql.SQL(
+        "touchpoint_id = any(array(select restated.touchpoint_id from {} as restated"
+        " where restated.restated_at > {} and restated.restated_at <= {}))"
+    ).format(
+        _identifier(STORED_TOUCHPOINTS),
+        sql.Literal(scope.watermark),
+        sql.Literal(scope.through or scope.watermark),
+    )
+    gone = sql.SQL(
+        "profile_id = any(array(select listed.profile_id from {} as listed"
+        " where not exists (select 1 from {} as profiles"
+        " where profiles.profile_id = listed.profile_id)))"
+    ).format(_identifier(profiles_relation(scope.gate)), _identifier(PROFILES))
+    return query + sql.SQL(" where ") + restated + sql.SQL(" or ") + gone
+
+
+def prepare(conn: psycopg.Connection, gate: str, tables: list[str]) -> MartScope | None:
+    """Record what this run validates and (re)create the relations the scoped suites read;
+    None when the checkpoint has no profile mart."""
+    scoped = tuple(table for table in tables if table in PROFILE_MARTS or table == TOUCHPOINTS)
+    if not scoped:
+        return None
+    every_profile = collect_listed_profiles(conn, gate)
+    watermark, through = _restated_through(conn, _restated_watermark(conn, gate))
+    scope = MartScope(gate, every_profile, scoped, watermark, through)
+    with conn.transaction():
+        _snapshot_profiles(conn, gate)
+        for table in scoped:
+            query = _touchpoint_rows(scope) if table == TOUCHPOINTS else _profile_rows(table, scope)
+            _create(conn, validation_relation(table), PROFILE_MARTS.get(table, "view"), query)
+    return scope
+
+
+def advance(conn: psycopg.Connection, scope: MartScope, failed_tables: set[str]) -> None:
+    """Once the scoped marts passed every error-level check, their pending profiles are
+    validated and the touchpoints' watermark moves to what was restated; otherwise the same
+    rows (and whatever later builds add) are validated again next time."""
+    if failed_tables & set(scope.tables):
+        return
+    with conn.transaction():
+        conn.execute("delete from dq.gate_pending_profiles where gate = %s", (scope.gate,))
+        if TOUCHPOINTS in scope.tables and scope.through is not None:
+            conn.execute(
+                "insert into dq.gate_watermarks (gate, table_name, validated_through)"
+                " values (%s, %s, %s) on conflict (gate, table_name) do update"
+                " set validated_through = greatest(gate_watermarks.validated_through,"
+                " excluded.validated_through)",
+                (scope.gate, TOUCHPOINTS, scope.through),
+            )
