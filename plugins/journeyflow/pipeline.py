@@ -94,7 +94,8 @@ def replay_quarantine(source_name: str) -> dict:
 def gate(checkpoint: str, run_id: str, interval_end: datetime) -> dict:
     """Run a quality gate; persists every result and raises when an error-level check fails.
 
-    Raw tables are validated on the rows loaded since the gate last passed on them.
+    Raw tables are validated on the rows loaded since the gate last passed on them, the
+    profile marts on the profiles rebuilt since then (journeyflow.mart_scope).
     """
     settings = load_settings()
     specs = load_sources(settings.sources_file).values()

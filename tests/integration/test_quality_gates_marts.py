@@ -120,6 +120,14 @@ def test_fixed_rows_pass_and_the_gate_lets_go_of_them(warehouse):
     )
     assert gate("fixed") == []
     assert pending(conn) == set()
+    # neither listed profile ever unsubscribed: the latest opt-out is bounded on the whole table
+    contactability = mart_scope.validation_relation("marts.dim_customer_contactability")
+    assert conn.execute(f"select count(unsubscribed_at) from {contactability}").fetchone()[0] == 0
+    [(observed,)] = conn.execute(
+        "select observed_value from dq.validation_results where run_id = 'fixed'"
+        " and table_name = 'marts.dim_customer_contactability' and column_name = 'unsubscribed_at'"
+    ).fetchall()
+    assert observed is not None
     # with nothing rebuilt since, the next run validates the latest build's profiles again
     assert gate("again") == []
     assert validated_profiles(conn, HISTORY) == {ALICE}
