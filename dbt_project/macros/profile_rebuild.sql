@@ -4,7 +4,8 @@
 
       - reads its profile-level inputs through profile_rebuild_filter(scope, column), which
         on an incremental run keeps the listed profiles only (an index-friendly
-        `= any(array(...))` on profile_id, so the planner scans the listed profiles' rows);
+        `= any(array(...))` on profile_id, so the planner scans the listed profiles' rows;
+        a hashable semi-join for inputs without a profile_id index);
       - is materialized='incremental' with incremental_strategy='profile_replace': the rows
         of every listed profile are deleted (profiles that no longer exist included) and the
         recomputed rows inserted.
@@ -25,12 +26,22 @@
 {%- endmacro %}
 
 
-{#- `and <column> is one of the listed profiles` on an incremental run, nothing otherwise. -#}
-{% macro profile_rebuild_filter(scope, column='profile_id') -%}
+{#- `and <column> is one of the listed profiles` on an incremental run, nothing otherwise.
+    indexed=true (a relation with an index on the column): `= any(array(...))`, which the
+    planner answers with an index scan of the listed profiles' rows. indexed=false: a
+    semi-join the planner can hash; `= any(array(...))` on a sequential scan compares every
+    row with every listed profile (rows x list, 1.35 s of 2.1 s on 22 k identifiers with
+    2.9 k listed profiles). -#}
+{% macro profile_rebuild_filter(scope, column='profile_id', indexed=true) -%}
     {%- if scope is not none %}
-    and {{ column }} = any(array(
+    {%- set listed -%}
         select listed.profile_id from {{ scope }} as listed where listed.profile_id is not null
-    ))
+    {%- endset %}
+    {%- if indexed %}
+    and {{ column }} = any(array({{ listed }}))
+    {%- else %}
+    and {{ column }} in ({{ listed }})
+    {%- endif %}
     {%- endif %}
 {%- endmacro %}
 

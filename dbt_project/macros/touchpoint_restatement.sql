@@ -59,30 +59,59 @@
 
 
 {#-
-    The records of a staging `relation` the run writes: every one without a plan; else those
-    loaded after the previous run, occurred (any of `occurred_columns`) inside the window, or
-    carrying an identifier (`identifier_columns`: identifier type -> column) listed in the
-    model's changed_identifiers.
+    The records of a staging `relation` (the `source` of int_touchpoints_unioned, keyed by
+    `key_column`) the run writes: every one without a plan; else those loaded after the
+    previous run, and the stored ones (found by the model's indexes, then by key in the
+    staging relation) that occurred inside the window or whose identifier (the one that
+    decided their profile) is listed in the model's changed_identifiers. A record's
+    other identifiers do not decide its row: one with a changed identifier that did not
+    decide its profile would be rewritten as it was.
+    Parts a single predicate would join with `or` are separate scans: the stored records'
+    keys are looked up with `= any(array(...))` (an index scan of the staging relation's
+    key, whatever the planner guesses for the view), the new ones by load time.
 -#}
-{% macro touchpoint_records(relation, plan, occurred_columns, identifier_columns) -%}
+{% macro touchpoint_records(relation, plan, source, key_column) -%}
     select records.*
     from {{ relation }} as records
     {%- if plan is not none %}
-    {%- for identifier_type, column in identifier_columns.items() %}
-    {%- set value = 'records.' ~ column %}
-    left join changed_identifiers as changed_{{ identifier_type }}
-        on changed_{{ identifier_type }}.identifier_type = '{{ identifier_type }}'
-        and changed_{{ identifier_type }}.identifier_value
-            = {{ identity_email(value) if identifier_type == 'email' else value }}
-    {%- endfor %}
-    where records.loaded_at > {{ utc_timestamp_literal(plan.loaded_through) }}
-        {%- for column in occurred_columns %}
-        or records.{{ column }} >= {{ utc_timestamp_literal(plan.window_start) }}
-        {%- endfor %}
-        {%- for identifier_type in identifier_columns %}
-        or changed_{{ identifier_type }}.identifier_value is not null
-        {%- endfor %}
+    {%- set loaded_through = utc_timestamp_literal(plan.loaded_through) %}
+    where records.loaded_at > {{ loaded_through }}
+
+    union all
+
+    select records.*
+    from {{ relation }} as records
+    where records.{{ key_column }} = any(array(
+        select stored.source_record_id
+        from {{ this }} as stored
+        where stored.source = '{{ source }}'
+            and stored.occurred_at >= {{ utc_timestamp_literal(plan.window_start) }}
+
+        union
+
+        select stored.source_record_id
+        from {{ this }} as stored
+        inner join changed_identifiers
+            on changed_identifiers.identifier_type = stored.identifier_type
+            and changed_identifiers.identifier_value = {{ touchpoint_identifier_key('stored') }}
+        where stored.source = '{{ source }}'
+    ))
+        and (records.loaded_at <= {{ loaded_through }} or records.loaded_at is null)
     {%- endif %}
+{%- endmacro %}
+
+
+{#- The identifier key a stored touchpoint row was matched on: identifier_value, e-mails
+    in their identity form (identity_email; the same column, and so an index scan, while
+    var('identity_email_rules') rewrite nothing). -#}
+{% macro touchpoint_identifier_key(alias) -%}
+    {%- set value = alias ~ '.identifier_value' -%}
+    {%- set email_key = identity_email(value) | trim -%}
+    {%- if email_key == value -%}
+        {{ value }}
+    {%- else -%}
+        case when {{ alias }}.identifier_type = 'email' then {{ email_key }} else {{ value }} end
+    {%- endif -%}
 {%- endmacro %}
 
 

@@ -21,7 +21,7 @@ with
 identifiers as (
 
     select * from {{ ref('int_identifiers_resolved') }}
-    where true {{ profile_rebuild_filter(scope) }}
+    where true {{ profile_rebuild_filter(scope, indexed=false) }}
 
 ),
 

@@ -14,8 +14,10 @@
     The profiles of rows that really changed (inserted, different, moved or deleted; not
     the window's rows rewritten as they were) are logged in int_touchpoint_changes
     (touchpoint_replace strategy, macros/profile_rebuild.sql) for int_profiles_to_rebuild.
-    Indexes: the plan reads max(loaded_at) and max(restated_at), the vanished rows and
-    int_profiles_to_rebuild find rows by occurred_at, the profile marts read the listed
+    Indexes: the plan reads max(loaded_at) and max(restated_at), the window's records, the
+    vanished rows and int_profiles_to_rebuild are found by occurred_at, the records of a
+    changed identifier by identifier_value (the staging rows then by their key's index,
+    new ones by the raw tables' load time index), the profile marts read the listed
     profiles (profile_id), and the data tests check only the rows restated since they last
     passed (restated_at), touchpoint ids among all others (unique, also enforced on write).
     Indexes are created with the table: add them to an existing one by a --full-refresh.
@@ -34,6 +36,7 @@
         {'columns': ['restated_at']},
         {'columns': ['loaded_at']},
         {'columns': ['occurred_at']},
+        {'columns': ['identifier_value']},
     ],
 ) }}
 
@@ -55,33 +58,25 @@ changed_identifiers as (
 
 web_events as (
 
-    {{ touchpoint_records(
-        ref('stg_web__events'), plan, ['occurred_at'],
-        {'user_id': 'user_id', 'email': 'email', 'anonymous_id': 'anonymous_id'}
-    ) }}
+    {{ touchpoint_records(ref('stg_web__events'), plan, 'web', 'event_id') }}
 
 ),
 
 orders as (
 
-    {{ touchpoint_records(
-        ref('stg_shop__orders'), plan, ['ordered_at'], {'email': 'customer_email'}
-    ) }}
+    {{ touchpoint_records(ref('stg_shop__orders'), plan, 'shop', 'order_id') }}
 
 ),
 
 tickets as (
 
-    {{ touchpoint_records(
-        ref('stg_support__tickets'), plan, ['opened_at', 'solved_at'],
-        {'email': 'requester_email'}
-    ) }}
+    {{ touchpoint_records(ref('stg_support__tickets'), plan, 'support', 'ticket_id') }}
 
 ),
 
 email_events as (
 
-    {{ touchpoint_records(ref('stg_sendgrid__events'), plan, ['occurred_at'], {'email': 'email'}) }}
+    {{ touchpoint_records(ref('stg_sendgrid__events'), plan, 'sendgrid', 'email_event_id') }}
 
 ),
 
