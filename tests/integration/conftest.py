@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.conftest import cloned_database, fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGICAL_DATE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -84,6 +87,53 @@ def bi_role(server_url):
     """The session's BI role name; dropped (with its grants) at the end of the session."""
     yield TEST_BI_ROLE
     drop_role(server_url, TEST_BI_ROLE)
+
+
+@dataclass(frozen=True)
+class BuiltWarehouse:
+    """A template database holding one whole pipeline run on the demo data, and what it sent."""
+
+    url: str
+    state: str
+    run_id: str
+    messages: list[tuple[str, dict]]
+    requests: list[dict]
+    report: Path
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(server_url, demo_files, bi_role, journey_dag, tmp_path_factory):
+    """The demo data run through the whole DAG once per session, kept as a template database.
+
+    Modules that need a freshly built warehouse of their own get a copy (`cloned_database`)
+    instead of running the pipeline again; nothing connects to the template itself.
+    """
+    from journeyflow.report import REPORT_FILE
+    from journeyflow.sendgrid_sink import SendGridSink
+
+    data_dir, _ = demo_files
+    report_dir = tmp_path_factory.mktemp("built-report")
+    with fresh_database(server_url, "built") as url:
+        with SendGridSink() as sink, pytest.MonkeyPatch.context() as patch:
+            point_pipeline_at(patch, url, data_dir, sink.url)
+            patch.setenv("JOURNEY_REPORT_DIR", str(report_dir))
+            dag_run = journey_dag.test(logical_date=LOGICAL_DATE)
+            built = BuiltWarehouse(
+                url=url,
+                state=str(dag_run.state),
+                run_id=dag_run.run_id,
+                messages=sink.messages(),
+                requests=sink.requests,
+                report=report_dir / REPORT_FILE,
+            )
+        yield built
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(server_url, built_warehouse):
+    """The session's warehouse (end-to-end tests): a copy of the built one, run again in place."""
+    with cloned_database(server_url, built_warehouse.url, "session") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

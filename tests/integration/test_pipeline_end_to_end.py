@@ -29,9 +29,9 @@ def _table_counts(db) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def first_run(run_pipeline, sendgrid_sink):
-    state = run_pipeline()
-    return state, len(sendgrid_sink.messages())
+def first_run(built_warehouse, warehouse_url):
+    """The session's first run (the built warehouse; `db` reads a copy of it) and what it sent."""
+    return built_warehouse.state, built_warehouse.messages
 
 
 def test_first_run_succeeds(first_run):
@@ -119,8 +119,8 @@ def test_reporting_tables_are_built(first_run, db):
     }
 
 
-def test_each_eligible_person_gets_exactly_one_message(first_run, db, sendgrid_sink):
-    _, messages_after_first_run = first_run
+def test_each_eligible_person_gets_exactly_one_message(first_run, db):
+    _, messages = first_run
     decided = db.execute(
         "select count(*) from activation.campaign_decisions where decision in ('send', 'held')"
     ).fetchone()[0]
@@ -128,13 +128,13 @@ def test_each_eligible_person_gets_exactly_one_message(first_run, db, sendgrid_s
         "select send_id, email from activation.campaign_sends where status = 'sent'"
     ).fetchall()
     assert decided > 0
-    assert messages_after_first_run == decided == len(sent)
-    at_sink = {(args["send_id"], email) for email, args in sendgrid_sink.messages()}
+    assert len(messages) == decided == len(sent)
+    at_sink = {(args["send_id"], email) for email, args in messages}
     assert at_sink == set(sent)
 
 
-def test_suppressed_people_get_nothing(first_run, db, sendgrid_sink):
-    recipients = {email for email, _ in sendgrid_sink.messages()}
+def test_suppressed_people_get_nothing(first_run, db):
+    recipients = {email for email, _ in first_run[1]}
     blocked = db.execute(
         "select d.email from marts.dim_customers d"
         " join marts.dim_customer_contactability c using (profile_id)"
@@ -146,37 +146,36 @@ def test_suppressed_people_get_nothing(first_run, db, sendgrid_sink):
     assert recipients.isdisjoint({email for (email,) in blocked})
 
 
-def test_holdout_people_get_nothing_from_their_campaign(first_run, db, sendgrid_sink):
+def test_holdout_people_get_nothing_from_their_campaign(first_run, db):
+    _, messages = first_run
     held_out = db.execute(
         "select x.campaign_id, d.email from activation.campaign_decisions x"
         " join marts.dim_customers d using (profile_id) where x.decision = 'holdout'"
     ).fetchall()
     assert held_out, "demo campaigns should hold people out"
-    sent = {(args["campaign_id"], email) for email, args in sendgrid_sink.messages()}
+    sent = {(args["campaign_id"], email) for email, args in messages}
     assert sent.isdisjoint(set(held_out))
     global_control = db.execute(
         "select d.email from activation.campaign_assignments a"
         " join marts.dim_customers d using (profile_id)"
         " where a.arm = 'global_control'"
     ).fetchall()
-    assert {email for email, _ in sendgrid_sink.messages()}.isdisjoint(
-        {email for (email,) in global_control}
-    )
+    assert {email for email, _ in messages}.isdisjoint({email for (email,) in global_control})
 
 
-def test_mail_requests_never_carry_the_api_key(first_run, sendgrid_sink):
-    assert sendgrid_sink.requests
-    assert TEST_API_KEY not in repr(sendgrid_sink.requests)
+def test_mail_requests_never_carry_the_api_key(built_warehouse):
+    assert built_warehouse.requests
+    assert TEST_API_KEY not in repr(built_warehouse.requests)
 
 
 def test_rerunning_the_interval_changes_nothing_and_sends_nothing(
     first_run, run_pipeline, db, sendgrid_sink
 ):
-    _, messages_after_first_run = first_run
+    messages_before = len(sendgrid_sink.messages())
     before = _table_counts(db)
     assert run_pipeline() == "success"
     assert _table_counts(db) == before
-    assert len(sendgrid_sink.messages()) == messages_after_first_run
+    assert len(sendgrid_sink.messages()) == messages_before
 
 
 def test_broken_raw_batch_stops_the_run_at_gate_raw(

@@ -10,8 +10,8 @@ import yaml
 
 from journeyflow import pipeline, report
 from journeyflow.warehouse import connection_parts
-from tests.conftest import fresh_database
-from tests.integration.conftest import LOGICAL_DATE, ROOT, TEST_BI_PASSWORD, point_pipeline_at
+from tests.conftest import cloned_database
+from tests.integration.conftest import ROOT, TEST_BI_PASSWORD, point_pipeline_at
 from tests.integration.headless_chromium import visit_page
 
 pytestmark = pytest.mark.integration
@@ -39,18 +39,18 @@ def _declared_models() -> dict[str, list[tuple[str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def reporting_warehouse(server_url, demo_files, bi_role, journey_dag):
-    """A warehouse of its own: one DAG run (a publish), then a rebuild and a second publish."""
+def reporting_warehouse(server_url, demo_files, bi_role, built_warehouse):
+    """A warehouse of its own: a copy of one DAG run (a publish), a rebuild, a second publish."""
     from journeyflow.sendgrid_sink import SendGridSink
 
     data_dir, _ = demo_files
+    assert built_warehouse.state == "success"
     with (
-        fresh_database(server_url, "reporting") as url,
+        cloned_database(server_url, built_warehouse.url, "reporting") as url,
         SendGridSink() as sink,
         pytest.MonkeyPatch.context() as patch,
     ):
         point_pipeline_at(patch, url, data_dir, sink.url)
-        assert str(journey_dag.test(logical_date=LOGICAL_DATE).state) == "success"
         with psycopg.connect(url) as conn:
             first_run_id = conn.execute("select max(run_id) from reporting.rpt_kpi_trends")
             first_run_id = first_run_id.fetchone()[0]
@@ -100,8 +100,11 @@ def test_every_reporting_table_matches_its_contract(published, db):
         assert [name for name, _ in columns][-2:] == ["refreshed_at", "run_id"], table
 
 
-def test_the_pipeline_passes_its_run_id_and_the_second_publish_replaced_every_table(published, db):
-    assert published.startswith("manual__")  # dag.test() run id, passed to dbt by the DAG
+def test_the_pipeline_passes_its_run_id_and_the_second_publish_replaced_every_table(
+    published, db, built_warehouse
+):
+    assert published == built_warehouse.run_id  # the DAG passed its run id to dbt
+    assert published.startswith("manual__")
     for (table,) in db.execute(
         "select table_name from information_schema.tables where table_schema = 'reporting'"
     ).fetchall():
@@ -202,10 +205,9 @@ def test_readme_journey_query_runs_as_the_bi_role(bi):
 
 
 def test_report_renders_in_headless_chromium_with_data_in_every_chart(
-    published, bi, demo_files, tmp_path
+    published, bi, built_warehouse, tmp_path
 ):
-    data_dir, _ = demo_files
-    written = data_dir.parent / "report" / report.REPORT_FILE  # JOURNEY_REPORT_DIR of the run
+    written = built_warehouse.report  # JOURNEY_REPORT_DIR of the run that published first
     assert published in written.read_text()  # by the DAG's render_journey_report task
     page = report.write_report(bi, tmp_path / report.REPORT_FILE)  # as BI: reporting only
     html = page.read_text()
