@@ -205,7 +205,39 @@
     {%- for name in ['int_profiles_to_rebuild'] + profile_rebuild_models() -%}
         {%- if statuses.get(name) != 'success' -%}{{ return('') }}{%- endif -%}
     {%- endfor -%}
-    update {{ profile_rebuild_stored_relation('int_profiles_to_rebuild') }}
+    {%- set listed = profile_rebuild_stored_relation('int_profiles_to_rebuild') %}
+    update {{ listed }}
     set confirmed = true
-    where profile_id is null
+    where profile_id is null;
+    {{ profile_rebuild_log_unchecked(listed) }}
+{%- endmacro %}
+
+
+{#-
+    The profiles rebuilt since gate_marts last took them (dq.profiles_rebuilt_unchecked, a set;
+    a null profile_id stands for every profile). Every confirmed build adds its list, so a
+    build whose gate never ran (a run that stopped in between) is still validated by the next
+    gate: the gate moves the set into its pending profiles in one transaction.
+-#}
+{% macro profile_rebuild_log_unchecked(listed) -%}
+    create schema if not exists dq;
+    create table if not exists dq.profiles_rebuilt_unchecked (profile_id text);
+    create index if not exists profiles_rebuilt_unchecked_profile
+        on dq.profiles_rebuilt_unchecked (profile_id);
+    insert into dq.profiles_rebuilt_unchecked (profile_id)
+    select null
+    where exists (select 1 from {{ listed }} where profile_id is null and rebuild_all)
+        and not exists (select 1 from dq.profiles_rebuilt_unchecked where profile_id is null);
+    delete from dq.profiles_rebuilt_unchecked
+    where profile_id is not null
+        and exists (select 1 from dq.profiles_rebuilt_unchecked where profile_id is null);
+    insert into dq.profiles_rebuilt_unchecked (profile_id)
+    select distinct listed.profile_id
+    from {{ listed }} as listed
+    where listed.profile_id is not null
+        and not exists (select 1 from dq.profiles_rebuilt_unchecked where profile_id is null)
+        and not exists (
+            select 1 from dq.profiles_rebuilt_unchecked as unchecked
+            where unchecked.profile_id = listed.profile_id
+        )
 {%- endmacro %}

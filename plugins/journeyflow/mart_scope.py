@@ -10,6 +10,7 @@ from psycopg import sql
 
 MICROSECOND = timedelta(microseconds=1)
 PROFILE_LIST = "intermediate.int_profiles_to_rebuild"
+UNCHECKED = "dq.profiles_rebuilt_unchecked"  # added to by every build (on-run-end)
 PROFILES = "intermediate.int_customer_profiles"
 TOUCHPOINTS = "marts.fct_touchpoints"
 STORED_TOUCHPOINTS = "intermediate.int_touchpoints_unioned"
@@ -63,22 +64,17 @@ def _identifier(name: str) -> sql.Identifier:
 
 
 def collect_listed_profiles(conn: psycopg.Connection, gate: str) -> bool:
-    """Add the latest build's list to the gate's pending profiles; True when every profile is.
+    """Add the builds' rebuilt profiles to the gate's pending ones; True when every profile is.
 
-    Pending profiles stay until the gate passes on them, so a failure is checked again even
-    when later builds list other profiles. Without a list every profile is pending.
+    Every confirmed build adds its list to dq.profiles_rebuilt_unchecked, which the gate takes
+    whole, so no build is missed when a gate did not run after it; with nothing taken the
+    latest build's list is validated again. Pending profiles stay until the gate passes on
+    them, so a failure is checked again even when later builds list other profiles.
     """
     with conn.transaction():
         conn.execute(SCOPE_DDL)
-        listed = conn.execute("select to_regclass(%s)", (PROFILE_LIST,)).fetchone()[0]
-        rebuild_all = True
-        if listed is not None:
-            row = conn.execute(
-                sql.SQL("select bool_or(rebuild_all) from {} where profile_id is null").format(
-                    _identifier(PROFILE_LIST)
-                )
-            ).fetchone()
-            rebuild_all = row[0] is None or row[0]
+        listed = _take_unchecked(conn) or _latest_list(conn)
+        rebuild_all = listed is None or listed[1]
         if rebuild_all:
             conn.execute(
                 "insert into dq.gate_pending_profiles (gate, profile_id) select %(gate)s, null"
@@ -94,7 +90,7 @@ def collect_listed_profiles(conn: psycopg.Connection, gate: str) -> bool:
                     " where listed.profile_id is not null and not exists ("
                     " select 1 from dq.gate_pending_profiles as pending"
                     " where pending.gate = %(gate)s and pending.profile_id = listed.profile_id)"
-                ).format(_identifier(PROFILE_LIST)),
+                ).format(_identifier(listed[0])),
                 {"gate": gate},
             )
         return conn.execute(
@@ -102,6 +98,36 @@ def collect_listed_profiles(conn: psycopg.Connection, gate: str) -> bool:
             " where gate = %s and profile_id is null)",
             (gate,),
         ).fetchone()[0]
+
+
+def _take_unchecked(conn: psycopg.Connection) -> tuple[str, bool] | None:
+    """The builds' unchecked profiles moved into a temporary table: (its name, every profile),
+    None when no build added any since they were last taken."""
+    if conn.execute("select to_regclass(%s)", (UNCHECKED,)).fetchone()[0] is None:
+        return None
+    conn.execute(
+        sql.SQL(
+            "create temporary table taken_profiles on commit drop as"
+            " with taken as (delete from {} returning profile_id)"
+            " select distinct profile_id from taken"
+        ).format(_identifier(UNCHECKED))
+    )
+    every, count = conn.execute(
+        "select bool_or(profile_id is null), count(*) from taken_profiles"
+    ).fetchone()
+    return ("taken_profiles", every) if count else None
+
+
+def _latest_list(conn: psycopg.Connection) -> tuple[str, bool] | None:
+    """The latest build's list: (its relation, every profile); None when there is none."""
+    if conn.execute("select to_regclass(%s)", (PROFILE_LIST,)).fetchone()[0] is None:
+        return None
+    row = conn.execute(
+        sql.SQL("select bool_or(rebuild_all) from {} where profile_id is null").format(
+            _identifier(PROFILE_LIST)
+        )
+    ).fetchone()
+    return PROFILE_LIST, row[0] is None or row[0]
 
 
 def profiles_relation(gate: str) -> str:

@@ -133,6 +133,25 @@ def test_fixed_rows_pass_and_the_gate_lets_go_of_them(warehouse):
     assert validated_profiles(conn, HISTORY) == {ALICE}
 
 
+def test_a_build_whose_gate_never_ran_is_validated_by_the_next_gate(warehouse):
+    url, conn = warehouse
+    deliver_web_event(url, conn, "w-gate-4", "anon-d1", "2025-04-19 14:00:00+00")
+    conn.execute(
+        f"update {HISTORY} set stage = 'evangelist' where profile_id = %s and is_current", (DAN,)
+    )
+    # the run stopped before its gate; the next run's build lists alice only
+    deliver_web_event(url, conn, "w-gate-5", "anon-a1", "2025-04-19 15:00:00+00")
+    failures = gate("after-a-stopped-run")
+    assert (HISTORY, "expect_column_values_to_be_in_set", "stage") in failures
+    assert validated_profiles(conn, HISTORY) == {ALICE, DAN}
+    conn.execute(
+        f"update {HISTORY} set stage = (select s.stage from marts.fct_stage_spell_outcomes s"
+        f" where s.stage_spell_id = {HISTORY}.stage_spell_id) where stage = 'evangelist'"
+    )
+    assert gate("after-a-stopped-run-fixed") == []
+    assert pending(conn) == set()
+
+
 def test_a_restated_touchpoint_from_the_future_fails_gate_marts(warehouse):
     url, conn = warehouse
     deliver_web_event(url, conn, "w-gate-3", "anon-d1", "2099-01-01 00:00:00+00")
