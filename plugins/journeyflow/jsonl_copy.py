@@ -14,7 +14,15 @@ from psycopg import postgres, pq
 from psycopg._copy_base import format_row_binary
 from psycopg.adapt import Transformer
 
-from journeyflow.readers import NUL_ESCAPE, GoodRow, JsonLines, RejectedRow, SourceFileError
+from journeyflow.readers import (
+    NUL_ESCAPE,
+    GoodRow,
+    JsonLines,
+    RejectedRow,
+    SourceFileError,
+    may_hold_blank,
+    rfc3339_timestamps_agree,
+)
 from journeyflow.sources import SourceSpec
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # header, flags, no header extension
@@ -90,6 +98,7 @@ class ChunkEncoder:
     def __init__(self, spec: SourceSpec, batch_constants: tuple) -> None:
         self.spec = spec
         self.constants = batch_constants  # batch id, source, file, loaded at
+        self.has_timestamps = any(column.type == "timestamp" for column in spec.columns)
         types = [column.sql_type for column in spec.columns]
         types += [sql_type for _, sql_type in ROW_COLUMNS + CONSTANT_COLUMNS]
         self.transformer = Transformer()
@@ -114,13 +123,20 @@ class ChunkEncoder:
         return EncodedChunk(bytes(out), loaded, rejects, parsed_any, lines.unparseable)
 
     def _encode_lines(self, data: bytes, first_line: int, lines: JsonLines, out, rejects):
-        """The hot loop: format each good row into `out`; (rows by the fast path, rows in all)."""
+        """The hot loop: format each good row into `out`; (rows by the fast path, rows in all).
+
+        What can be ruled out for the whole chunk in one scan (blank strings, \\u0000, timestamps
+        the decoder would read otherwise than the general rules) is not looked for line by line.
+        """
         fast, general_row, tx = lines.fast, lines.general_row, self.transformer
         constants, nul_escape = self.constants, NUL_ESCAPE.encode()
+        check_blanks = may_hold_blank(data)
+        check_nul = b"\\" in data and nul_escape in data
+        typed = self.has_timestamps and rfc3339_timestamps_agree(data)
         fast_rows = general_rows = 0
         for number, line in enumerate(data.splitlines(), first_line):
-            values = fast(line)
-            if values is not None and nul_escape not in line:
+            values = fast(line, check_blanks, typed)
+            if values is not None and not (check_nul and nul_escape in line):
                 format_row_binary((*values, number, b"\x01" + line, *constants), tx, out)
                 fast_rows += 1
                 continue
