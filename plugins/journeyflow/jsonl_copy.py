@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -64,8 +66,13 @@ def copy_columns(spec: SourceSpec) -> list[str]:
 
 
 def default_workers() -> int:
-    """Encoding workers: one core is left to the PostgreSQL backend that ingests the rows."""
-    return max(1, min((os.cpu_count() or 1) - 1, 8))
+    """Encoding worker processes: one per core but one, which the PostgreSQL backend needs.
+
+    None (0) where that leaves a single worker: one spawned process does no more than a thread
+    of the loading process, and costs a start-up and a transfer of every chunk's bytes.
+    """
+    workers = min((os.cpu_count() or 1) - 1, 8)
+    return workers if workers >= 2 else 0
 
 
 def _line_breaks(data: bytes, end: int) -> int:
@@ -170,19 +177,61 @@ def encoded_chunks(
     workers: int | None = None,
     parallel_min_bytes: int = PARALLEL_MIN_BYTES,
 ) -> Iterator[EncodedChunk]:
-    """A file's encoded chunks in file order; large files are encoded by worker processes.
+    """A file's encoded chunks in file order: by worker processes for large files on machines
+    with cores to spare, else by a thread of this process.
 
-    At most two chunks per worker are in flight, so memory stays flat however large the file.
-    A worker's error is raised here.
+    At most two chunks per encoder are in flight, so memory stays flat however large the file.
+    An encoder's error is raised here.
     """
     workers = default_workers() if workers is None else workers
     chunks = plan_chunks(path, chunk_bytes)
     if workers < 1 or path.stat().st_size < parallel_min_bytes or not _may_start_processes():
-        encoder = ChunkEncoder(spec, batch_constants)
-        for chunk in chunks:
-            yield encoder.encode(path, chunk)
+        yield from _encode_in_thread(ChunkEncoder(spec, batch_constants), path, chunks)
         return
     yield from _encode_in_workers(path, spec, batch_constants, chunks, workers)
+
+
+def _encode_in_thread(encoder: ChunkEncoder, path: Path, chunks) -> Iterator[EncodedChunk]:
+    """Chunks encoded by a thread of this process, at most two ahead of the caller.
+
+    While the caller's COPY waits for the server to take the previous chunk (the GIL
+    released), the thread encodes the next one: no start-up and no transfer between processes.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def hand_over(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def encode_all() -> None:
+        try:
+            for chunk in chunks:
+                if not hand_over((encoder.encode(path, chunk), None)):
+                    return
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            hand_over((None, error))
+            return
+        hand_over((None, None))
+
+    thread = threading.Thread(target=encode_all, name="jsonl-encoder", daemon=True)
+    thread.start()
+    try:
+        while True:
+            encoded, error = ready.get()
+            if error is not None:
+                raise error
+            if encoded is None:
+                return
+            yield encoded
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _may_start_processes() -> bool:

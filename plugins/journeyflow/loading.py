@@ -305,7 +305,7 @@ class Chunking:
     """How a large plain JSON Lines file is split among encoding worker processes."""
 
     chunk_bytes: int = jsonl_copy.CHUNK_BYTES
-    workers: int | None = None  # None: one per core but one (the server's backend needs one)
+    workers: int | None = None  # None: jsonl_copy.default_workers() (0: a thread encodes)
     parallel_min_bytes: int = jsonl_copy.PARALLEL_MIN_BYTES
 
 

@@ -153,14 +153,15 @@ def test_workers_in_process_and_row_by_row_loads_are_identical(warehouse, tmp_pa
     ]
 
 
-def test_a_worker_failure_rolls_the_whole_file_back(warehouse, tmp_path):
+@pytest.mark.parametrize("chunking", [PARALLEL, IN_PROCESS], ids=["workers", "thread"])
+def test_an_encoder_failure_rolls_the_whole_file_back(warehouse, tmp_path, chunking):
     path = tmp_path / "orders.jsonl"
     _write_events(path)
     with open(path, "ab") as handle:
         handle.write(b'\n{"order_id": "bad \xff utf-8", "amount": 1, "ts": "2026-10-01"}\n')
     _forget_loads(warehouse)
     with pytest.raises(SourceFileError, match="orders.jsonl: expected JSON Lines in UTF-8"):
-        loading.load_file(warehouse, SPEC, path, tmp_path, "run", chunking=PARALLEL)
+        loading.load_file(warehouse, SPEC, path, tmp_path, "run", chunking=chunking)
     assert _tables(warehouse) == {"raw": [], "rejected": []}
     assert warehouse.execute("select count(*) from raw._load_batches").fetchone() == (0,)
 
