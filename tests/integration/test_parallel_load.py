@@ -172,3 +172,21 @@ def test_a_file_with_no_json_line_fails_in_workers_too(warehouse, tmp_path):
     with pytest.raises(SourceFileError, match="no line is JSON"):
         loading.load_file(warehouse, SPEC, path, tmp_path, "run", chunking=PARALLEL)
     assert _tables(warehouse) == {"raw": [], "rejected": []}
+
+
+def test_raw_tables_get_a_key_btree_and_one_brin_over_load_time_and_file(warehouse):
+    warehouse.execute("drop index raw.orders__load_idx")
+    for column in ("loaded_at", "source_file"):  # an earlier version's single-column BRINs
+        warehouse.execute(f"create index orders__{column}_idx on raw.orders using brin (_{column})")
+    loading.ensure_raw_schema(warehouse, SPEC)
+    indexes = warehouse.execute(
+        "select indexname, indexdef from pg_indexes where schemaname = 'raw'"
+        " and tablename = 'orders' order by indexname"
+    ).fetchall()
+    assert indexes == [
+        ("orders__key_idx", "CREATE INDEX orders__key_idx ON raw.orders USING btree (order_id)"),
+        (
+            "orders__load_idx",
+            "CREATE INDEX orders__load_idx ON raw.orders USING brin (_loaded_at, _source_file)",
+        ),
+    ]
