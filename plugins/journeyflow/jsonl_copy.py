@@ -29,7 +29,7 @@ from journeyflow.sources import SourceSpec
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # header, flags, no header extension
 COPY_TRAILER = b"\xff\xff"
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20  # larger chunks leave the allocator's heap more fragmented
 PARALLEL_MIN_BYTES = 32 << 20  # smaller files are encoded in-process: workers cost a start-up
 # Per-row load columns first, the batch's constants last; the record goes in as binary jsonb
 # (a version byte, then the text), dumped as bytes so that it is copied as it is.
@@ -106,6 +106,7 @@ class ChunkEncoder:
         self.spec = spec
         self.constants = batch_constants  # batch id, source, file, loaded at
         self.has_timestamps = any(column.type == "timestamp" for column in spec.columns)
+        self.lines = JsonLines(spec, utf8=True)  # its decoders, built once
         types = [column.sql_type for column in spec.columns]
         types += [sql_type for _, sql_type in ROW_COLUMNS + CONSTANT_COLUMNS]
         self.transformer = Transformer()
@@ -123,11 +124,12 @@ class ChunkEncoder:
                 data.decode("utf-8")
             except UnicodeDecodeError as error:
                 raise SourceFileError(f"{path}: expected JSON Lines in UTF-8: {error}") from error
-        lines = JsonLines(self.spec, utf8=True)
+        lines = self.lines
+        lines.parsed_any = lines.unparseable = 0  # counted per chunk
         out, rejects = bytearray(), []
         fast_rows, loaded = self._encode_lines(data, chunk.first_line, lines, out, rejects)
         parsed_any = lines.parsed_any + fast_rows
-        return EncodedChunk(bytes(out), loaded, rejects, parsed_any, lines.unparseable)
+        return EncodedChunk(out, loaded, rejects, parsed_any, lines.unparseable)
 
     def _encode_lines(self, data: bytes, first_line: int, lines: JsonLines, out, rejects):
         """The hot loop: format each good row into `out`; (rows by the fast path, rows in all).

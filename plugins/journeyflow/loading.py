@@ -352,7 +352,7 @@ def _write_chunks(copy, chunks: Iterable[jsonl_copy.EncodedChunk], spool) -> tup
     """Stream encoded chunks into COPY, spool their rejects; (loaded, parsed, not JSON) lines."""
     loaded = parsed_any = unparseable = 0
     for chunk in chunks:
-        copy.write(chunk.data)
+        copy.write(memoryview(chunk.data))
         _spool_rejects(spool, chunk.rejects)
         loaded += chunk.loaded
         parsed_any += chunk.parsed_any
