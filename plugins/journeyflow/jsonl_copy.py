@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -14,12 +16,20 @@ from psycopg import postgres, pq
 from psycopg._copy_base import format_row_binary
 from psycopg.adapt import Transformer
 
-from journeyflow.readers import NUL_ESCAPE, GoodRow, JsonLines, RejectedRow, SourceFileError
+from journeyflow.readers import (
+    NUL_ESCAPE,
+    GoodRow,
+    JsonLines,
+    RejectedRow,
+    SourceFileError,
+    may_hold_blank,
+    rfc3339_timestamps_agree,
+)
 from journeyflow.sources import SourceSpec
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # header, flags, no header extension
 COPY_TRAILER = b"\xff\xff"
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20  # larger chunks leave the allocator's heap more fragmented
 PARALLEL_MIN_BYTES = 32 << 20  # smaller files are encoded in-process: workers cost a start-up
 # Per-row load columns first, the batch's constants last; the record goes in as binary jsonb
 # (a version byte, then the text), dumped as bytes so that it is copied as it is.
@@ -56,8 +66,13 @@ def copy_columns(spec: SourceSpec) -> list[str]:
 
 
 def default_workers() -> int:
-    """Encoding workers: one core is left to the PostgreSQL backend that ingests the rows."""
-    return max(1, min((os.cpu_count() or 1) - 1, 8))
+    """Encoding worker processes: one per core but one, which the PostgreSQL backend needs.
+
+    None (0) where that leaves a single worker: one spawned process does no more than a thread
+    of the loading process, and costs a start-up and a transfer of every chunk's bytes.
+    """
+    workers = min((os.cpu_count() or 1) - 1, 8)
+    return workers if workers >= 2 else 0
 
 
 def _line_breaks(data: bytes, end: int) -> int:
@@ -90,6 +105,8 @@ class ChunkEncoder:
     def __init__(self, spec: SourceSpec, batch_constants: tuple) -> None:
         self.spec = spec
         self.constants = batch_constants  # batch id, source, file, loaded at
+        self.has_timestamps = any(column.type == "timestamp" for column in spec.columns)
+        self.lines = JsonLines(spec, utf8=True)  # its decoders, built once
         types = [column.sql_type for column in spec.columns]
         types += [sql_type for _, sql_type in ROW_COLUMNS + CONSTANT_COLUMNS]
         self.transformer = Transformer()
@@ -107,20 +124,28 @@ class ChunkEncoder:
                 data.decode("utf-8")
             except UnicodeDecodeError as error:
                 raise SourceFileError(f"{path}: expected JSON Lines in UTF-8: {error}") from error
-        lines = JsonLines(self.spec, utf8=True)
+        lines = self.lines
+        lines.parsed_any = lines.unparseable = 0  # counted per chunk
         out, rejects = bytearray(), []
         fast_rows, loaded = self._encode_lines(data, chunk.first_line, lines, out, rejects)
         parsed_any = lines.parsed_any + fast_rows
-        return EncodedChunk(bytes(out), loaded, rejects, parsed_any, lines.unparseable)
+        return EncodedChunk(out, loaded, rejects, parsed_any, lines.unparseable)
 
     def _encode_lines(self, data: bytes, first_line: int, lines: JsonLines, out, rejects):
-        """The hot loop: format each good row into `out`; (rows by the fast path, rows in all)."""
+        """The hot loop: format each good row into `out`; (rows by the fast path, rows in all).
+
+        What can be ruled out for the whole chunk in one scan (blank strings, \\u0000, timestamps
+        the decoder would read otherwise than the general rules) is not looked for line by line.
+        """
         fast, general_row, tx = lines.fast, lines.general_row, self.transformer
         constants, nul_escape = self.constants, NUL_ESCAPE.encode()
+        check_blanks = may_hold_blank(data)
+        check_nul = b"\\" in data and nul_escape in data
+        typed = self.has_timestamps and rfc3339_timestamps_agree(data)
         fast_rows = general_rows = 0
         for number, line in enumerate(data.splitlines(), first_line):
-            values = fast(line)
-            if values is not None and nul_escape not in line:
+            values = fast(line, check_blanks, typed)
+            if values is not None and not (check_nul and nul_escape in line):
                 format_row_binary((*values, number, b"\x01" + line, *constants), tx, out)
                 fast_rows += 1
                 continue
@@ -154,19 +179,61 @@ def encoded_chunks(
     workers: int | None = None,
     parallel_min_bytes: int = PARALLEL_MIN_BYTES,
 ) -> Iterator[EncodedChunk]:
-    """A file's encoded chunks in file order; large files are encoded by worker processes.
+    """A file's encoded chunks in file order: by worker processes for large files on machines
+    with cores to spare, else by a thread of this process.
 
-    At most two chunks per worker are in flight, so memory stays flat however large the file.
-    A worker's error is raised here.
+    At most two chunks per encoder are in flight, so memory stays flat however large the file.
+    An encoder's error is raised here.
     """
     workers = default_workers() if workers is None else workers
     chunks = plan_chunks(path, chunk_bytes)
     if workers < 1 or path.stat().st_size < parallel_min_bytes or not _may_start_processes():
-        encoder = ChunkEncoder(spec, batch_constants)
-        for chunk in chunks:
-            yield encoder.encode(path, chunk)
+        yield from _encode_in_thread(ChunkEncoder(spec, batch_constants), path, chunks)
         return
     yield from _encode_in_workers(path, spec, batch_constants, chunks, workers)
+
+
+def _encode_in_thread(encoder: ChunkEncoder, path: Path, chunks) -> Iterator[EncodedChunk]:
+    """Chunks encoded by a thread of this process, at most two ahead of the caller.
+
+    While the caller's COPY waits for the server to take the previous chunk (the GIL
+    released), the thread encodes the next one: no start-up and no transfer between processes.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def hand_over(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def encode_all() -> None:
+        try:
+            for chunk in chunks:
+                if not hand_over((encoder.encode(path, chunk), None)):
+                    return
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            hand_over((None, error))
+            return
+        hand_over((None, None))
+
+    thread = threading.Thread(target=encode_all, name="jsonl-encoder", daemon=True)
+    thread.start()
+    try:
+        while True:
+            encoded, error = ready.get()
+            if error is not None:
+                raise error
+            if encoded is None:
+                return
+            yield encoded
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _may_start_processes() -> bool:

@@ -131,34 +131,47 @@ def ensure_raw_schema(conn: psycopg.Connection, spec: SourceSpec) -> None:
 
 
 def _ensure_raw_indexes(conn: psycopg.Connection, spec: SourceSpec) -> None:
-    """Index a raw table by record key, load time and file.
+    """Index a raw table by record key, and by load time and file.
 
     Incremental models and checks read only what was loaded since their previous run
     (`_loaded_at`), and look the keys of those rows up among all the others (`key`); a
     new or re-delivered file first deletes the rows of its previous version
     (`_source_file`). None of them has to scan a whole raw table with its wide `_record`.
-    Load time and file follow the order rows are appended in, so block-range (BRIN)
-    indexes find them at almost no cost per loaded row; the key needs a B-tree.
+    Load time and file follow the order rows are appended in, so one block-range (BRIN)
+    index over both finds either at almost no cost per loaded row (two single-column ones
+    cost a second index insertion per row); the key needs a B-tree.
     """
     table = _qualified(spec.table)
+    for legacy in ("loaded_at", "source_file"):  # single-column BRIN of earlier versions
+        conn.execute(
+            sql.SQL("drop index if exists {}").format(
+                sql.Identifier(_schema_of(spec), f"{spec.name}__{legacy}_idx")
+            )
+        )
     indexes = (
-        ("key", "btree", spec.key),
-        ("loaded_at", "brin", "_loaded_at"),
-        ("source_file", "brin", "_source_file"),
+        ("key", "btree", [spec.key]),
+        ("load", "brin", ["_loaded_at", "_source_file"]),
     )
-    for suffix, method, column in indexes:
+    for suffix, method, columns in indexes:
         name = f"{spec.name}__{suffix}_idx"
         _drop_index_of_other_method(conn, spec, name, method)
         conn.execute(
             sql.SQL("create index if not exists {} on {} using {} ({})").format(
-                sql.Identifier(name), table, sql.SQL(method), sql.Identifier(column)
+                sql.Identifier(name),
+                table,
+                sql.SQL(method),
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
             )
         )
 
 
+def _schema_of(spec: SourceSpec) -> str:
+    return spec.table.split(".")[0] if "." in spec.table else "public"
+
+
 def _drop_index_of_other_method(conn, spec: SourceSpec, name: str, method: str) -> None:
     """An index of an earlier version built with another access method is rebuilt."""
-    schema = spec.table.split(".")[0] if "." in spec.table else "public"
+    schema = _schema_of(spec)
     other = conn.execute(
         "select 1 from pg_class i join pg_am am on am.oid = i.relam"
         " join pg_namespace n on n.oid = i.relnamespace"
@@ -305,7 +318,7 @@ class Chunking:
     """How a large plain JSON Lines file is split among encoding worker processes."""
 
     chunk_bytes: int = jsonl_copy.CHUNK_BYTES
-    workers: int | None = None  # None: one per core but one (the server's backend needs one)
+    workers: int | None = None  # None: jsonl_copy.default_workers() (0: a thread encodes)
     parallel_min_bytes: int = jsonl_copy.PARALLEL_MIN_BYTES
 
 
@@ -339,7 +352,7 @@ def _write_chunks(copy, chunks: Iterable[jsonl_copy.EncodedChunk], spool) -> tup
     """Stream encoded chunks into COPY, spool their rejects; (loaded, parsed, not JSON) lines."""
     loaded = parsed_any = unparseable = 0
     for chunk in chunks:
-        copy.write(chunk.data)
+        copy.write(memoryview(chunk.data))
         _spool_rejects(spool, chunk.rejects)
         loaded += chunk.loaded
         parsed_any += chunk.parsed_any

@@ -250,13 +250,17 @@ NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
 FAST_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
 
-def _fast_field(index: int, column: ColumnSpec) -> tuple:
-    """A decoder field: text and timestamps as non-empty strings, other types as any JSON."""
+def _fast_field(index: int, column: ColumnSpec, typed_timestamps: bool = False) -> tuple:
+    """A decoder field: text and timestamps as non-empty strings, other types as any JSON.
+
+    With `typed_timestamps`, timestamps are decoded to datetimes by the decoder itself (RFC 3339).
+    """
     if column.type not in STRING_TYPES:
         return (f"c{index}", Any, None)
+    field_type = datetime if typed_timestamps and column.type == "timestamp" else NonEmptyText
     if column.required:
-        return (f"c{index}", NonEmptyText)
-    return (f"c{index}", NonEmptyText | None, None)
+        return (f"c{index}", field_type)
+    return (f"c{index}", field_type | None, None)
 
 
 def _picker(indexes: list[int]) -> Callable[[tuple], tuple]:
@@ -266,23 +270,20 @@ def _picker(indexes: list[int]) -> Callable[[tuple], tuple]:
     return lambda values: tuple(values[index] for index in indexes)
 
 
-def _may_hold_blank(text: str) -> bool:
-    """False when no JSON string in `text` can be whitespace only, a cheap test on the raw text.
+def may_hold_blank(text: bytes) -> bool:
+    """False when no JSON string in the UTF-8 `text` can be whitespace only (a few byte scans).
 
-    JSON strings hold no raw control characters, so a whitespace-only string starts, right
-    after its opening quote, with a space, an escape or a non-ASCII character.
+    JSON strings hold no raw control characters, so a whitespace-only string holds a space,
+    an escape or a non-ASCII character. Meant for a whole chunk of lines at once.
     """
-    return '" ' in text or '"\\' in text or not text.isascii()
+    return b" " in text or b"\\" in text or not text.isascii()
 
 
-def _may_hold_blank_bytes(text: bytes) -> bool:
-    """`_may_hold_blank` for the UTF-8 bytes of the text."""
-    return b'" ' in text or b'"\\' in text or not text.isascii()
-
-
-def _fast_decoder(spec: SourceSpec) -> Callable[[str], Any]:
+def _fast_decoder(spec: SourceSpec, typed_timestamps: bool = False) -> Callable[[str], Any]:
     """Decode a JSON object's text straight to its declared fields (a struct, in column order)."""
-    fields = [_fast_field(index, column) for index, column in enumerate(spec.columns)]
+    fields = [
+        _fast_field(index, column, typed_timestamps) for index, column in enumerate(spec.columns)
+    ]
     rename = {f"c{index}": column.name for index, column in enumerate(spec.columns)}
     record_type = msgspec.defstruct("FastRecord", fields, rename=rename, kw_only=True)
     return msgspec.json.Decoder(record_type).decode
@@ -290,48 +291,105 @@ def _fast_decoder(spec: SourceSpec) -> Callable[[str], Any]:
 
 def fast_json_coercer(
     spec: SourceSpec, utf8: bool = False
-) -> Callable[[str], tuple[Any, ...] | None]:
+) -> Callable[..., tuple[Any, ...] | None]:
     """Typed values of a JSON object's text in one C-level decode, or None for the general path.
 
     It accepts only records that the general rules (`record_coercer` over `json.loads`) accept,
     and gives the same values: text columns must be non-blank strings (or null when optional),
     the other columns go through the same parsers. Anything else (not JSON, not an object, a
     number in a text column, a blank or invalid value) gives None: the general path then decides
-    and names the reason. With `utf8` it takes the text as UTF-8 bytes.
+    and names the reason. The text may be a str or UTF-8 bytes (`utf8`: the caller's choice).
+
+    Callers that scanned a whole chunk of lines first (see `may_hold_blank` and
+    `rfc3339_timestamps_agree`) may pass `check_blanks=False` or `typed_timestamps=True`.
     """
     decode = _fast_decoder(spec)
-    may_hold_blank = _may_hold_blank_bytes if utf8 else _may_hold_blank
+    decode_typed = _fast_decoder(spec, typed_timestamps=True)
     astuple = msgspec.structs.astuple
-    strings = _picker([i for i, column in enumerate(spec.columns) if column.type in STRING_TYPES])
+    indexes = {kind: [] for kind in PARSERS}
+    for index, column in enumerate(spec.columns):
+        indexes[column.type].append(index)
+    strings = _picker(sorted(indexes["text"] + indexes["timestamp"]))
+    texts = _picker(indexes["text"])
+    timestamps = indexes["timestamp"]
     parsed = [
         (index, FAST_PARSERS.get(column.type, PARSERS[column.type]), column.required)
         for index, column in enumerate(spec.columns)
         if column.type != "text"
     ]
+    parsed_untyped = [plan for plan in parsed if plan[0] not in timestamps]
 
-    def coerce(text: str) -> tuple[Any, ...] | None:
+    def coerce(
+        text: str | bytes, check_blanks: bool = True, typed_timestamps: bool = False
+    ) -> tuple[Any, ...] | None:
+        if typed_timestamps:
+            try:
+                values = astuple(decode_typed(text))
+            except FAST_DECODE_ERRORS:
+                pass  # a timestamp RFC 3339 lacks, say: the strings decide below
+            else:
+                if not (check_blanks and _holds_blank(texts(values))):
+                    return _parse_values(_as_utc(values, timestamps), parsed_untyped)
         try:
             values = astuple(decode(text))
         except FAST_DECODE_ERRORS:
             return None
-        if may_hold_blank(text) and any(map(str.isspace, filter(None, strings(values)))):
+        if check_blanks and _holds_blank(strings(values)):
             return None  # a blank string: required or not, the general rules decide
-        if not parsed:
-            return values
-        values = list(values)
-        for index, parse, required in parsed:
-            value = values[index]
-            if value is None or value == "":
-                if required:
-                    return None
-                continue
-            try:
-                values[index] = parse(value)
-            except PARSE_ERRORS:
-                return None
-        return tuple(values)
+        return _parse_values(values, parsed)
 
     return coerce
+
+
+def _holds_blank(strings: tuple) -> bool:
+    """Whether a whitespace-only string is among these non-empty strings or Nones."""
+    for value in strings:
+        if value is not None and value.isspace():
+            return True
+    return False
+
+
+def _as_utc(values: tuple, timestamps: list[int]) -> tuple:
+    """The decoded values with every datetime lacking a time zone taken as UTC."""
+    for index in timestamps:
+        value = values[index]
+        if value is not None and value.tzinfo is None:
+            values = (*values[:index], value.replace(tzinfo=UTC), *values[index + 1 :])
+    return values
+
+
+def _parse_values(values: tuple, parsed: list) -> tuple | None:
+    """Values with the `parsed` columns through their parsers; None if one is invalid."""
+    if not parsed:
+        return values
+    values = list(values)
+    for index, parse, required in parsed:
+        value = values[index]
+        if value is None or value == "":
+            if required:
+                return None
+            values[index] = None  # a blank optional value is null, as by the general rules
+            continue
+        try:
+            values[index] = parse(value)
+        except PARSE_ERRORS:
+            return None
+    return tuple(values)
+
+
+FRACTION_BEYOND_MICROSECONDS = re.compile(rb"\.[0-9]{7}")
+LOWERCASE_ZULU = re.compile(rb'z"')
+
+
+def rfc3339_timestamps_agree(text: bytes) -> bool:
+    """Whether the decoder's own timestamps equal the general rules' for every line of `text`.
+
+    Where both accept a timestamp they agree, except for two forms only the decoder takes as
+    given: a lower-case `z` zone (the general rules reject it) and more than six fraction digits
+    (the decoder rounds them, the general rules cut them off). A scan of a whole chunk for
+    either is cheap, and finding one merely sends that chunk's timestamps the string way.
+    """
+    return not (LOWERCASE_ZULU.search(text) or FRACTION_BEYOND_MICROSECONDS.search(text))
 
 
 # --- JSON ---------------------------------------------------------------------------------

@@ -355,12 +355,16 @@ def main() -> None:
     print(f"ours / \\copy same JSONL               {ours_rate / jsonl_rate:>10.2f}x  (goal >= 0.7)")
     print(f"ours / \\copy equivalent table         {ours_rate / equivalent_rate:>10.2f}x")
     print(f"ours / pandas to_sql                  {ours_rate / pandas_rate:>10.1f}x  (goal >= 10)")
+    workers = (
+        f"each encoding worker's peak {quarter['worker_peak_mib']:.0f} MiB and"
+        f" {ours['worker_peak_mib']:.0f} MiB"
+        if ours["worker_peak_mib"]
+        else "encoded by a thread, no worker processes"
+    )
     print(
         f"peak memory of our loader: {quarter['peak_mib']:.0f} MiB for {quarter['rows']:,} rows,"
         f" {ours['peak_mib']:.0f} MiB for {ours['rows']:,} rows"
-        f" (ratio {ours['peak_mib'] / quarter['peak_mib']:.2f} for 4x the rows);"
-        f" each encoding worker's peak {quarter['worker_peak_mib']:.0f} MiB and"
-        f" {ours['worker_peak_mib']:.0f} MiB"
+        f" (ratio {ours['peak_mib'] / quarter['peak_mib']:.2f} for 4x the rows); {workers}"
     )
     print(
         f"peak memory reading a JSON array: {array_quarter['peak_mib']:.0f} MiB for"

@@ -52,6 +52,9 @@ UNUSUAL_LINES = [
     '{"order_id": "b4", "amount": 1, "note": "nul \\u0000", "ts": "2026-10-01T10:00:00Z"}',
     '{"order_id": "b5", "amount": 1, "note": "lone \\ud800", "ts": "2026-10-01T10:00:00Z"}',
     '{"amount": 1, "ts": "2026-10-01T10:00:00Z"}',
+    '{"order_id": "g5", "amount": 1, "ts": "2026-10-01T10:00:00.1234567Z"}',
+    '{"order_id": "b6", "amount": 1, "ts": "2026-10-01T10:00:00z"}',
+    '{"order_id":"g6","amount":1,"ts":"2026-10-01T10:00:00.5","qty":"","paid":""}',
     "not json at all",
     "[1, 2]",
     "",
@@ -60,16 +63,17 @@ UNUSUAL_LINES = [
 
 
 def _ordinary(number: int) -> str:
+    """Compact lines mostly, so that some chunks hold no space (nothing can be blank there)."""
     record = {
         "order_id": f"o{number}",
         "amount": number * 1.25,
         "qty": number,
         "paid": number % 2 == 0,
-        "note": None if number % 3 else f"note {number}",
+        "note": None if number % 3 else f"note-{number}",
         "ts": f"2026-10-{1 + number % 28:02d}T{number % 24:02d}:00:00Z",
         "extra": {"n": number},
     }
-    return json.dumps(record)
+    return json.dumps(record, separators=(", ", ": ") if number % 5 == 0 else (",", ":"))
 
 
 def _write_events(path: Path) -> None:
@@ -77,8 +81,8 @@ def _write_events(path: Path) -> None:
     lines = []
     for number in range(120):
         lines.append(_ordinary(number))
-        if number % 8 == 0:
-            lines.append(UNUSUAL_LINES[(number // 8) % len(UNUSUAL_LINES)])
+        if number % 6 == 0:
+            lines.append(UNUSUAL_LINES[(number // 6) % len(UNUSUAL_LINES)])
     endings = ["\n", "\r\n", "\n", "\r"]
     text = "".join(line + endings[n % 4] for n, line in enumerate(lines[:-1])) + lines[-1]
     path.write_bytes(text.encode())
@@ -138,7 +142,7 @@ def test_workers_in_process_and_row_by_row_loads_are_identical(warehouse, tmp_pa
 
     assert parallel == in_process == classic
     assert parallel_load == in_process_load == classic_load
-    assert parallel_load.rows_loaded == 125 and parallel_load.rows_rejected == 8
+    assert parallel_load.rows_loaded == 129 and parallel_load.rows_rejected == 9
     assert all(row[-1] for table in parallel.values() for row in table)
     reasons = {raw_text: reason for _, reason, raw_text, *_ in parallel["rejected"]}
     assert "lone UTF-16 surrogate" in reasons[UNUSUAL_LINES[9]]
@@ -149,14 +153,15 @@ def test_workers_in_process_and_row_by_row_loads_are_identical(warehouse, tmp_pa
     ]
 
 
-def test_a_worker_failure_rolls_the_whole_file_back(warehouse, tmp_path):
+@pytest.mark.parametrize("chunking", [PARALLEL, IN_PROCESS], ids=["workers", "thread"])
+def test_an_encoder_failure_rolls_the_whole_file_back(warehouse, tmp_path, chunking):
     path = tmp_path / "orders.jsonl"
     _write_events(path)
     with open(path, "ab") as handle:
         handle.write(b'\n{"order_id": "bad \xff utf-8", "amount": 1, "ts": "2026-10-01"}\n')
     _forget_loads(warehouse)
     with pytest.raises(SourceFileError, match="orders.jsonl: expected JSON Lines in UTF-8"):
-        loading.load_file(warehouse, SPEC, path, tmp_path, "run", chunking=PARALLEL)
+        loading.load_file(warehouse, SPEC, path, tmp_path, "run", chunking=chunking)
     assert _tables(warehouse) == {"raw": [], "rejected": []}
     assert warehouse.execute("select count(*) from raw._load_batches").fetchone() == (0,)
 
@@ -167,3 +172,21 @@ def test_a_file_with_no_json_line_fails_in_workers_too(warehouse, tmp_path):
     with pytest.raises(SourceFileError, match="no line is JSON"):
         loading.load_file(warehouse, SPEC, path, tmp_path, "run", chunking=PARALLEL)
     assert _tables(warehouse) == {"raw": [], "rejected": []}
+
+
+def test_raw_tables_get_a_key_btree_and_one_brin_over_load_time_and_file(warehouse):
+    warehouse.execute("drop index raw.orders__load_idx")
+    for column in ("loaded_at", "source_file"):  # an earlier version's single-column BRINs
+        warehouse.execute(f"create index orders__{column}_idx on raw.orders using brin (_{column})")
+    loading.ensure_raw_schema(warehouse, SPEC)
+    indexes = warehouse.execute(
+        "select indexname, indexdef from pg_indexes where schemaname = 'raw'"
+        " and tablename = 'orders' order by indexname"
+    ).fetchall()
+    assert indexes == [
+        ("orders__key_idx", "CREATE INDEX orders__key_idx ON raw.orders USING btree (order_id)"),
+        (
+            "orders__load_idx",
+            "CREATE INDEX orders__load_idx ON raw.orders USING brin (_loaded_at, _source_file)",
+        ),
+    ]

@@ -254,6 +254,15 @@ FAST_PATH_CASES = [
     '{"id": "a", "ts": "2026-10-01 10:00:00Z"}',
     '{"id": "a", "ts": "2026-10-01T10:00:00z"}',
     '{"id": "a", "ts": "2026-10-01T10:00:00.1234567Z"}',
+    '{"id": "a", "ts": "2026-10-01T10:00:00.1234565+05:30"}',
+    '{"id": "a", "ts": "2026-10-01T10:00:00.123Z"}',
+    '{"id": "a", "ts": "2026-10-01t10:00:00.5-0230"}',
+    '{"id": "a", "ts": "2026-10-01T10:00:00.000000000Z"}',
+    '{"id": "a", "ts": "2026-10-01T10:00"}',
+    '{"id": "a", "ts": "2026-10-01T10:00:00+02"}',
+    '{"id": "a", "ts": "2026-10-01T24:00:00Z"}',
+    '{"id": "a", "ts": "0001-01-01T00:00:00Z", "seen": "2026-10-01T10:00:00.5"}',
+    '{"id": "a", "ts": "2026-10-01 10:00:00", "seen": null}',
     '{"id": "a", "ts": " 2026-10-01T10:00:00Z "}',
     '{"id": "a", "ts": "1790000000"}',
     '{"id": "a", "ts": 1790000000}',
@@ -271,6 +280,7 @@ FAST_PATH_CASES = [
     '{"id": "a", ' + TS + ', "amount": "NaN"}',
     '{"id": "a", ' + TS + ', "amount": true}',
     '{"id": "a", ' + TS + ', "amount": " "}',
+    '{"id": "a", ' + TS + ', "amount": "", "qty": "", "paid": ""}',
     '{"id": "a", ' + TS + ', "qty": 1.5}',
     '{"id": "a", ' + TS + ', "qty": "many"}',
     '{"id": "a", ' + TS + ', "paid": "maybe"}',
@@ -301,18 +311,49 @@ def _general_values(line: str, spec=WIDE_SPEC):
         return error
 
 
+@pytest.mark.parametrize("scanned", [False, True], ids=["line", "scanned"])
 @pytest.mark.parametrize("spec", [WIDE_SPEC, NARROW_SPEC], ids=["wide", "narrow"])
 @pytest.mark.parametrize("utf8", [False, True], ids=["text", "utf8"])
 @pytest.mark.parametrize("line", FAST_PATH_CASES)
-def test_fast_decoder_agrees_with_the_general_rules(line, utf8, spec):
-    from journeyflow.readers import fast_json_coercer
+def test_fast_decoder_agrees_with_the_general_rules(line, utf8, spec, scanned):
+    """`scanned`: the shortcuts a chunk's scan allows (as if the chunk were this one line)."""
+    from journeyflow.readers import fast_json_coercer, may_hold_blank, rfc3339_timestamps_agree
 
-    fast = fast_json_coercer(spec, utf8)(line.encode() if utf8 else line)
+    options = {}
+    if scanned:
+        options = {
+            "check_blanks": may_hold_blank(line.encode()),
+            "typed_timestamps": rfc3339_timestamps_agree(line.encode()),
+        }
+    fast = fast_json_coercer(spec, utf8)(line.encode() if utf8 else line, **options)
     general = _general_values(line, spec)
     if fast is not None:
         assert not isinstance(general, ValueError), f"fast path accepted a bad record: {general}"
         assert fast == general
         assert [type(value) for value in fast] == [type(value) for value in general]
+
+
+def test_a_scan_finds_the_timestamps_the_decoder_would_read_otherwise():
+    from journeyflow.readers import rfc3339_timestamps_agree
+
+    lines = [
+        b'{"ts": "2026-10-01T10:00:00Z"}',
+        b'{"ts": "2026-10-01T10:00:00.123456+02:00"}\n{"note": "fizz buzzer", "n": 1.25}',
+        b'{"ts": "2026-10-01T10:00:00z"}',
+        b'{"ts": "2026-10-01T10:00:00.1234567Z"}',
+    ]
+    assert [rfc3339_timestamps_agree(line) for line in lines] == [True, True, False, False]
+
+
+def test_decoded_timestamps_equal_the_general_rules_where_the_scan_allows_them():
+    from journeyflow.readers import fast_json_coercer
+
+    fast = fast_json_coercer(NARROW_SPEC, utf8=True)
+    line = b'{"id": "a", "ts": "2026-10-01T10:00:00.25-02:30"}'
+    typed, untyped = fast(line, typed_timestamps=True), fast(line)
+    assert typed == untyped and typed[2].utcoffset() == untyped[2].utcoffset()
+    naive = fast(b'{"id": "a", "ts": "2026-10-01 10:00:00"}', typed_timestamps=True)
+    assert naive[2] == datetime(2026, 10, 1, 10, tzinfo=UTC)
 
 
 def test_fast_decoder_takes_ordinary_records_and_declines_unusual_ones():
