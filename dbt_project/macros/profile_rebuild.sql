@@ -46,9 +46,13 @@
 {%- endmacro %}
 
 
-{#- Custom incremental strategy: replace the listed profiles' rows (all rows without a list). -#}
+{#- Custom incremental strategy: replace the listed profiles' rows (all rows without a list).
+    The table is analyzed first: its delete, and the models reading it after, look the listed
+    profiles up with `= any(array(...))`, which without statistics the planner may answer with
+    a sequential scan comparing every row with every listed profile. -#}
 {% macro get_incremental_profile_replace_sql(arg_dict) -%}
     {%- set scope = profile_rebuild_scope() -%}
+    {{ identity_analyze_sql(arg_dict['target_relation']) }};
     delete from {{ arg_dict['target_relation'] }}
     where true {{ profile_rebuild_filter(scope) }};
     {{ get_incremental_append_sql(arg_dict) }}

@@ -202,9 +202,10 @@ def record_decisions(
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         register_campaigns(conn, config)
+        everyone = audience.snapshot_people(conn, as_of)
         candidates = []
         for campaign in config.campaigns:
-            people = audience.fetch_candidates(conn, campaign, config.policy, as_of)
+            people = audience.fetch_candidates(conn, campaign, config.policy, as_of, everyone)
             reports[campaign.campaign_id].candidates = len(people)
             candidates += [Candidate(campaign, p, p["trigger_window"]) for p in people]
         decide_all(candidates, config.policy, as_of)

@@ -52,6 +52,24 @@ def people_sql(conn: psycopg.Connection) -> sql.Composed:
     ).format(dim=dim, contact=contact)
 
 
+def snapshot_people(conn: psycopg.Connection, as_of: datetime) -> sql.Composed:
+    """Evaluate people_sql once into a temporary table (dropped at commit) the triggers read.
+
+    `marts.dim_customers` computes rolling counts against `as_of` at read time; one evaluation
+    per run instead of one per campaign (and per `sql` audience update).
+    """
+    conn.execute("drop table if exists audience_people")
+    conn.execute(
+        sql.SQL("create temporary table audience_people on commit drop as {people}").format(
+            people=people_sql(conn)
+        ),
+        {"as_of": as_of},
+    )
+    conn.execute("create index on audience_people (profile_id)")
+    conn.execute("analyze audience_people")
+    return sql.SQL("select * from audience_people")
+
+
 def _utc_day(expression: str) -> sql.SQL:
     return sql.SQL(f"cast(timezone('UTC', {expression}) as date)")
 
@@ -212,10 +230,14 @@ def update_audience_spells(
 
 
 def fetch_candidates(
-    conn: psycopg.Connection, campaign: Campaign, policy: Policy, as_of: datetime
+    conn: psycopg.Connection,
+    campaign: Campaign,
+    policy: Policy,
+    as_of: datetime,
+    people: sql.Composable | None = None,
 ) -> list[dict[str, Any]]:
     """Undecided audience members of the campaign, with the facts decisions need."""
-    people = people_sql(conn)
+    people = people if people is not None else people_sql(conn)
     if campaign.trigger.kind in SPELL_TRIGGERS:
         update_audience_spells(conn, campaign, people, as_of)
     query = sql.SQL(CANDIDATE_SQL).format(trigger=trigger_sql(campaign, people))

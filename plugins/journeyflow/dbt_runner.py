@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from journeyflow.warehouse import dbt_environment
+from journeyflow.warehouse import analytic_session_options, dbt_environment
 
 log = logging.getLogger(__name__)
 TIMESTAMPED = re.compile(r"^\d\d:\d\d:\d\d ")
@@ -19,17 +19,6 @@ TIMESTAMPED = re.compile(r"^\d\d:\d\d:\d\d ")
 
 class DbtFailure(RuntimeError):
     """dbt exited non-zero; the message carries its failing lines."""
-
-
-# dbt's sessions run without PostgreSQL's JIT compilation: the planner's estimates over CTEs
-# and views are often far off, so it compiled (up to half a second per query) where the query
-# itself takes milliseconds (kpi_stage_daily: 2.04 s with JIT, 0.25 s without).
-DBT_SESSION_OPTIONS = "-c jit=off"
-
-
-def session_options(existing: str | None) -> str:
-    """PGOPTIONS for dbt's connections: the given options plus the project's session settings."""
-    return f"{existing} {DBT_SESSION_OPTIONS}" if existing else DBT_SESSION_OPTIONS
 
 
 def dbt_executable() -> str:
@@ -82,7 +71,7 @@ def run_dbt(
         **run_values_environment(run_values or {}),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_USE_COLORS": "false",
-        "PGOPTIONS": session_options(os.environ.get("PGOPTIONS")),
+        "PGOPTIONS": analytic_session_options(),
     }
     command = [
         dbt_executable(),

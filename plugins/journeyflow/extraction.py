@@ -46,8 +46,11 @@ def extract_source(
         window = resolve_window(conn, spec.name, interval_start, interval_end, spec.lookback)
     if spec.by_interval:
         records, origin = _interval_records(spec, window)
-        return [loading.load_interval(conn, spec, records, window, origin, run_id)]
+        loads = [loading.load_interval(conn, spec, records, window, origin, run_id)]
+        loading.refresh_statistics(conn, spec, loads)
+        return loads
     loads = loading.load_files(conn, spec, data_dir, run_id, _read_rows(spec))
+    loading.refresh_statistics(conn, spec, loads)
     with conn.transaction():
         record_state(
             conn,

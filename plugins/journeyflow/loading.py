@@ -91,6 +91,15 @@ def _qualified(table: str) -> sql.Identifier:
     return sql.Identifier(*table.split("."))
 
 
+def refresh_statistics(conn: psycopg.Connection, spec: SourceSpec, loads: list[FileLoad]) -> None:
+    """ANALYZE the raw table after rows arrived: the models look its rows up by key and load
+    time, and without statistics (autovacuum off or behind a big load) the planner guessed a
+    sequential scan comparing every row with every looked-up key."""
+    if any(load.rows_loaded for load in loads):
+        with conn.transaction():
+            conn.execute(sql.SQL("analyze {}").format(_qualified(spec.table)))
+
+
 def ensure_raw_schema(conn: psycopg.Connection, spec: SourceSpec) -> None:
     """Create the raw, rejected, batch and state tables; add newly declared columns (drift)."""
     conn.execute("create schema if not exists raw")

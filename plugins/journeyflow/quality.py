@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from journeyflow import mart_scope
-from journeyflow.warehouse import sqlalchemy_url
+from journeyflow.warehouse import analytic_session_options, sqlalchemy_url
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _check_from_result(table: str, outcome) -> CheckResult:
 
 
 def _open_context(expectations_dir: Path, warehouse_url: str):
-    os.environ[CONNECTION_VARIABLE] = sqlalchemy_url(warehouse_url)
+    os.environ[CONNECTION_VARIABLE] = sqlalchemy_url(warehouse_url, analytic_session_options())
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx  # heavy import: only inside the task, never at DAG parse

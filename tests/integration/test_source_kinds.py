@@ -365,6 +365,9 @@ def test_gzip_jsonl_parquet_and_csv_gz_files_load(warehouse, tmp_path):
         8,
         pytest.approx(17),
     )
+    # analyzed after the load (reltuples is -1 until a table is first analyzed or vacuumed)
+    reltuples = "select reltuples from pg_class where oid = 'raw.orders'::regclass"
+    assert warehouse.execute(reltuples).fetchone()[0] == 8
 
 
 def test_changed_file_replaces_its_batch_and_drift_is_kept(warehouse, tmp_path):

@@ -27,11 +27,12 @@ VOLATILE_COLUMNS = {
 
 
 # Tables that describe the runs themselves (each gate run adds rows; what an incremental
-# run recomputed and why), not the data.
+# run recomputed and why; what the previous run saw), not the data.
 RUN_HISTORY_TABLES = {
     "reporting.rpt_data_health",
     "intermediate.int_profiles_to_rebuild",
     "intermediate.int_touchpoint_changes",
+    "intermediate.int_identity_edges_state",
 }
 
 

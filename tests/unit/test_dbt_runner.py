@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from journeyflow.dbt_runner import run_values_environment, session_options, target_path
+from journeyflow.dbt_runner import run_values_environment, target_path
 
 PROJECT = Path("/project")
 WAREHOUSE = "postgresql://postgres@127.0.0.1:5432/journey"
@@ -28,8 +28,3 @@ def test_run_values_become_journey_environment_variables():
         "JOURNEY_AS_OF": "2026-11-01T00:00:00+00:00",
         "JOURNEY_RUN_ID": "manual__1",
     }
-
-
-def test_dbt_sessions_turn_jit_off_and_keep_other_options():
-    assert session_options(None) == "-c jit=off"
-    assert session_options("-c work_mem=64MB") == "-c work_mem=64MB -c jit=off"

@@ -4,11 +4,13 @@
     a node. E-mails are matched on their identity key (identity_email); blocklisted values
     never produce an edge.
 
-    Incremental: the edge set is recomputed from staging on every run, but only edges that
-    appeared, changed (first/last seen, count, sources, first record) or disappeared are
-    written, stamped with changed_at. A disappeared edge stays as a tombstone
-    (is_active = false) so int_identifiers_resolved can re-resolve the profiles it held
-    together.
+    Incremental (macros/identity_edges_increment.sql): while records are only added, the
+    records loaded since the previous run are aggregated and merged into the stored edges.
+    When records went away (a re-delivered file, an erasure) the edge set is recomputed from
+    staging, and only edges that appeared, changed (first/last seen, count, sources, first
+    record) or disappeared are written. Written edges are stamped with changed_at. A
+    disappeared edge stays as a tombstone (is_active = false) so int_identifiers_resolved
+    can re-resolve the profiles it held together.
 -#}
 
 {{ config(
@@ -16,8 +18,8 @@
     unique_key='edge_id',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    pre_hook="{{ identity_session_settings() }}",
-    post_hook="{{ identity_analyze_sql(this) }}",
+    pre_hook=["{{ identity_session_settings() }}", "{{ identity_edges_state_create_sql(this) }}"],
+    post_hook=["{{ identity_edges_state_record_sql(this) }}", "{{ identity_analyze_sql(this) }}"],
     indexes=[
         {'columns': ['edge_id'], 'unique': True},
         {'columns': ['left_identifier_type', 'left_identifier_value']},
@@ -25,6 +27,8 @@
         {'columns': ['changed_at']},
     ],
 ) }}
+
+{%- set plan = identity_edges_plan() %}
 
 with
 
@@ -70,7 +74,7 @@ records as (
         {{ identity_email('email') }} as email,
         cast(null as {{ dbt.type_string() }}) as crm_id,
         cast(null as {{ dbt.type_string() }}) as phone
-    from web_events
+    from web_events{{ identity_edges_new_records(plan, 'web', 'web_events') }}
 
     union all
 
@@ -83,7 +87,7 @@ records as (
         {{ identity_email('email') }},
         crm_id,
         phone
-    from crm_contacts
+    from crm_contacts{{ identity_edges_new_records(plan, 'crm', 'crm_contacts') }}
 
     union all
 
@@ -96,7 +100,7 @@ records as (
         {{ identity_email('customer_email') }},
         null,
         null
-    from orders
+    from orders{{ identity_edges_new_records(plan, 'shop', 'orders') }}
 
     union all
 
@@ -109,7 +113,7 @@ records as (
         {{ identity_email('requester_email') }},
         null,
         null
-    from tickets
+    from tickets{{ identity_edges_new_records(plan, 'support', 'tickets') }}
 
     union all
 
@@ -122,7 +126,7 @@ records as (
         {{ identity_email('email') }},
         null,
         null
-    from email_events
+    from email_events{{ identity_edges_new_records(plan, 'sendgrid', 'email_events') }}
 
 ),
 
@@ -203,7 +207,7 @@ oriented as (
     {%- do source_flags.append("coalesce(max(case when source = '" ~ source ~ "' then '" ~ source ~ ",' end), '')") -%}
 {%- endfor %}
 
-current_edges as (
+edge_aggregates as (
 
     select
         {{ dbt.hash(dbt.concat([
@@ -222,13 +226,31 @@ current_edges as (
         min(seen_at) as first_seen_at,
         max(seen_at) as last_seen_at,
         count(*) as times_seen,
-        {{ identity_after_time_key('min(record_order)') }} as first_record_id
+        min(record_order) as first_record_order
     from oriented
     group by
         left_identifier_type,
         left_identifier_value,
         right_identifier_type,
         right_identifier_value
+
+),
+
+current_edges as (
+
+    select
+        edge_id,
+        left_identifier_type,
+        left_identifier_value,
+        right_identifier_type,
+        right_identifier_value,
+        is_self_edge,
+        sources,
+        first_seen_at,
+        last_seen_at,
+        times_seen,
+        {{ identity_after_time_key('first_record_order') }} as first_record_id
+    from edge_aggregates
 
 ),
 
@@ -245,7 +267,14 @@ current_edges as (
     {%- set previous_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
 {%- endif %}
 
-{% if is_incremental() and 'is_active' in previous_columns %}
+{% if plan is not none %}
+
+-- the new records' edges merged into the stored ones
+changed as (
+    {{ identity_edges_merged('edge_aggregates', 'previous_edges', sources) }}
+),
+
+{% elif is_incremental() and 'is_active' in previous_columns %}
 
 -- one full outer join with the previous run: new or changed edges, and tombstones for
 -- edges no record carries any more (their previous values, is_active = false)
