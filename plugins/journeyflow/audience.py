@@ -234,10 +234,10 @@ def fetch_candidates(
     campaign: Campaign,
     policy: Policy,
     as_of: datetime,
-    people: sql.Composable | None = None,
+    people: sql.Composable,
 ) -> list[dict[str, Any]]:
-    """Undecided audience members of the campaign, with the facts decisions need."""
-    people = people if people is not None else people_sql(conn)
+    """Undecided audience members of the campaign, with the facts decisions need (`people`:
+    snapshot_people's relation of this run)."""
     if campaign.trigger.kind in SPELL_TRIGGERS:
         update_audience_spells(conn, campaign, people, as_of)
     query = sql.SQL(CANDIDATE_SQL).format(trigger=trigger_sql(campaign, people))

@@ -158,12 +158,24 @@ def _listed(gate: str) -> sql.Composable:
     )
 
 
-def _restated_watermark(conn: psycopg.Connection, gate: str) -> datetime | None:
+def read_watermark(conn: psycopg.Connection, gate: str, table: str) -> datetime | None:
+    """Through when the gate last passed on a table's rows (dq.gate_watermarks)."""
     row = conn.execute(
         "select validated_through from dq.gate_watermarks where gate = %s and table_name = %s",
-        (gate, TOUCHPOINTS),
+        (gate, table),
     ).fetchone()
     return row[0] if row else None
+
+
+def advance_watermark(conn: psycopg.Connection, gate: str, table: str, through: datetime) -> None:
+    """The gate passed on a table's rows through `through` (a watermark never moves back)."""
+    conn.execute(
+        "insert into dq.gate_watermarks (gate, table_name, validated_through)"
+        " values (%s, %s, %s) on conflict (gate, table_name) do update"
+        " set validated_through = greatest(gate_watermarks.validated_through,"
+        " excluded.validated_through)",
+        (gate, table, through),
+    )
 
 
 def _restated_through(
@@ -233,7 +245,7 @@ def prepare(conn: psycopg.Connection, gate: str, tables: list[str]) -> MartScope
     if not scoped:
         return None
     every_profile = collect_listed_profiles(conn, gate)
-    watermark, through = _restated_through(conn, _restated_watermark(conn, gate))
+    watermark, through = _restated_through(conn, read_watermark(conn, gate, TOUCHPOINTS))
     scope = MartScope(gate, every_profile, scoped, watermark, through)
     with conn.transaction():
         _snapshot_profiles(conn, gate)
@@ -252,10 +264,4 @@ def advance(conn: psycopg.Connection, scope: MartScope, failed_tables: set[str])
     with conn.transaction():
         conn.execute("delete from dq.gate_pending_profiles where gate = %s", (scope.gate,))
         if TOUCHPOINTS in scope.tables and scope.through is not None:
-            conn.execute(
-                "insert into dq.gate_watermarks (gate, table_name, validated_through)"
-                " values (%s, %s, %s) on conflict (gate, table_name) do update"
-                " set validated_through = greatest(gate_watermarks.validated_through,"
-                " excluded.validated_through)",
-                (scope.gate, TOUCHPOINTS, scope.through),
-            )
+            advance_watermark(conn, scope.gate, TOUCHPOINTS, scope.through)

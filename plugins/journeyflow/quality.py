@@ -48,7 +48,6 @@ create table if not exists dq.gate_watermarks (
 ROW_COUNT = "expect_table_row_count_to_be_between"
 COLUMN_MAX = "expect_column_max_to_be_between"
 COLUMN_BOUNDS = (COLUMN_MAX, "expect_column_min_to_be_between")
-MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -176,15 +175,7 @@ class NewRows:
     @property
     def view(self) -> str:
         """The view the suite's data asset reads (dq.<schema>__<table>__to_validate)."""
-        return "dq." + self.table.replace(".", "__") + "__to_validate"
-
-
-def _watermark(conn: psycopg.Connection, gate: str, table: str) -> datetime | None:
-    row = conn.execute(
-        "select validated_through from dq.gate_watermarks where gate = %s and table_name = %s",
-        (gate, table),
-    ).fetchone()
-    return row[0] if row else None
+        return mart_scope.validation_relation(self.table)
 
 
 def new_rows(conn: psycopg.Connection, gate: str, table: str, key: str) -> NewRows:
@@ -192,7 +183,7 @@ def new_rows(conn: psycopg.Connection, gate: str, table: str, key: str) -> NewRo
 
     With nothing new, the latest load is validated again, so freshness still has rows.
     """
-    watermark = _watermark(conn, gate, table)
+    watermark = mart_scope.read_watermark(conn, gate, table)
     name = sql.Identifier(*table.split("."))
     query = sql.SQL("select max(_loaded_at) from {}").format(name)
     if watermark is not None:
@@ -200,7 +191,8 @@ def new_rows(conn: psycopg.Connection, gate: str, table: str, key: str) -> NewRo
     through = conn.execute(query, (watermark,) if watermark is not None else ()).fetchone()[0]
     if through is None and watermark is not None:
         latest = conn.execute(sql.SQL("select max(_loaded_at) from {}").format(name)).fetchone()[0]
-        return NewRows(table, key, None if latest is None else latest - MICROSECOND, latest)
+        before = None if latest is None else latest - mart_scope.MICROSECOND
+        return NewRows(table, key, before, latest)
     return NewRows(table, key, watermark, through)
 
 
@@ -245,13 +237,7 @@ def advance_watermarks(
         for rows in scope.new_rows:
             if rows.table in failed or rows.through is None:
                 continue
-            conn.execute(
-                "insert into dq.gate_watermarks (gate, table_name, validated_through)"
-                " values (%s, %s, %s) on conflict (gate, table_name) do update"
-                " set validated_through = greatest(gate_watermarks.validated_through,"
-                " excluded.validated_through)",
-                (gate, rows.table, rows.through),
-            )
+            mart_scope.advance_watermark(conn, gate, rows.table, rows.through)
     if scope.marts is not None:
         mart_scope.advance(conn, scope.marts, failed)
 

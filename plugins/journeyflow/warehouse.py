@@ -20,6 +20,7 @@ LOCAL_SERVER = ("127.0.0.1", 5432)
 # functions, the checks' group-bys and the index builds over millions of touchpoints spilled
 # tens of GB to temporary files. Two dbt threads with a few such nodes each stay within a few GB.
 ANALYTIC_SESSION_OPTIONS = "-c jit=off -c work_mem=256MB -c maintenance_work_mem=512MB"
+DEFAULT_DATABASE = "journey"
 
 
 def analytic_session_options() -> str:
@@ -27,9 +28,6 @@ def analytic_session_options() -> str:
     the caller's own settings win)."""
     existing = os.environ.get("PGOPTIONS")
     return f"{ANALYTIC_SESSION_OPTIONS} {existing}" if existing else ANALYTIC_SESSION_OPTIONS
-
-
-DEFAULT_DATABASE = "journey"
 
 
 def _port_answers(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -236,29 +236,22 @@ edge_aggregates as (
 
 ),
 
-current_edges as (
-
-    select
-        edge_id,
-        left_identifier_type,
-        left_identifier_value,
-        right_identifier_type,
-        right_identifier_value,
-        is_self_edge,
-        sources,
-        first_seen_at,
-        last_seen_at,
-        times_seen,
-        {{ identity_after_time_key('first_record_order') }} as first_record_id
-    from edge_aggregates
-
-),
-
 {%- set edge_columns = [
     'edge_id', 'left_identifier_type', 'left_identifier_value', 'right_identifier_type',
     'right_identifier_value', 'is_self_edge', 'sources', 'first_seen_at', 'last_seen_at',
     'times_seen', 'first_record_id',
 ] %}
+
+current_edges as (
+
+    select
+        {%- for column in edge_columns if column != 'first_record_id' %}
+        {{ column }},
+        {%- endfor %}
+        {{ identity_after_time_key('first_record_order') }} as first_record_id
+    from edge_aggregates
+
+),
 
 {#- a table written before first_record_id / is_active / changed_at existed is rewritten
     whole (on_schema_change adds the columns) -#}
