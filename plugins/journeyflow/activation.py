@@ -194,6 +194,25 @@ def _insert_new(
     conn.execute("drop table incoming")
 
 
+ACTIVATION_TABLES = (
+    "campaign_decisions",
+    "campaign_assignments",
+    "campaign_audience_spells",
+    "campaign_sends",
+)
+
+
+def refresh_statistics(conn: psycopg.Connection) -> None:
+    """Analyze the activation tables, which earlier runs wrote.
+
+    The audience queries look every candidate up in them; with statistics of an emptier
+    table the planner loops over one for each row of another (67 s instead of 0.1 s for
+    36,000 audience spells).
+    """
+    for table in ACTIVATION_TABLES:
+        conn.execute(f"analyze activation.{table}")
+
+
 def record_decisions(
     conn: psycopg.Connection, config: CampaignConfig, as_of: datetime, run_id: str
 ) -> dict[str, SendReport]:
@@ -201,6 +220,7 @@ def record_decisions(
     reports = {c.campaign_id: SendReport(c.campaign_id) for c in config.campaigns}
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        refresh_statistics(conn)
         register_campaigns(conn, config)
         everyone = audience.snapshot_people(conn, as_of)
         candidates = []

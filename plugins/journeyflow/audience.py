@@ -222,6 +222,7 @@ def update_audience_spells(
                 ),
                 params,
             )
+            conn.execute("analyze audience_now")
     except psycopg.Error as error:
         raise CampaignConfigError(f"{campaign.origin}.trigger.sql: {error}".strip()) from None
     for statement in SPELL_UPDATES:

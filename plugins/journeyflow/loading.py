@@ -92,12 +92,27 @@ def _qualified(table: str) -> sql.Identifier:
 
 
 def refresh_statistics(conn: psycopg.Connection, spec: SourceSpec, loads: list[FileLoad]) -> None:
-    """ANALYZE the raw table after rows arrived: the models look its rows up by key and load
-    time, and without statistics (autovacuum off or behind a big load) the planner guessed a
-    sequential scan comparing every row with every looked-up key."""
+    """After rows arrived: ANALYZE the raw table and summarize the new block ranges of its
+    load-time index.
+
+    The models and gates look its rows up by key and load time. Without statistics
+    (autovacuum off or behind a big load) the planner guessed a sequential scan comparing
+    every row with every looked-up key; a block range appended since the last summary is
+    not summarized until vacuum does it, and an unsummarized range matches every
+    condition, so finding the rows of the latest load read the whole table.
+    """
     if any(load.rows_loaded for load in loads):
         with conn.transaction():
             conn.execute(sql.SQL("analyze {}").format(_qualified(spec.table)))
+            conn.execute(
+                "select brin_summarize_new_values(%s::regclass)",
+                (sql.Identifier(_schema_of(spec), load_index_name(spec)).as_string(conn),),
+            )
+
+
+def load_index_name(spec: SourceSpec) -> str:
+    """The block-range index of a raw table over load time and file."""
+    return f"{spec.name}__load_idx"
 
 
 def ensure_raw_schema(conn: psycopg.Connection, spec: SourceSpec) -> None:
@@ -158,11 +173,10 @@ def _ensure_raw_indexes(conn: psycopg.Connection, spec: SourceSpec) -> None:
             )
         )
     indexes = (
-        ("key", "btree", [spec.key]),
-        ("load", "brin", ["_loaded_at", "_source_file"]),
+        (f"{spec.name}__key_idx", "btree", [spec.key]),
+        (load_index_name(spec), "brin", ["_loaded_at", "_source_file"]),
     )
-    for suffix, method, columns in indexes:
-        name = f"{spec.name}__{suffix}_idx"
+    for name, method, columns in indexes:
         _drop_index_of_other_method(conn, spec, name, method)
         conn.execute(
             sql.SQL("create index if not exists {} on {} using {} ({})").format(

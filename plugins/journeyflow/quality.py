@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 CONNECTION_VARIABLE = "JOURNEY_GX_CONNECTION_STRING"
 SAMPLE_SIZE = 5
+# First pass: counts and observed values only. GX fetches a sample of unexpected values with
+# one more query per column check, which reads the whole table when there are none.
+COUNTS_ONLY = {"result_format": "BASIC", "partial_unexpected_count": 0}
+WITH_SAMPLES = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
 RESULTS_DDL = """
 create schema if not exists dq;
 create table if not exists dq.validation_results (
@@ -197,20 +201,29 @@ def new_rows(conn: psycopg.Connection, gate: str, table: str, key: str) -> NewRo
 
 
 def create_new_rows_view(conn: psycopg.Connection, rows: NewRows) -> None:
-    """(Re)create the view of the rows to validate (columns follow the table's drift)."""
+    """(Re)create the view of the rows to validate (columns follow the table's drift): the
+    rows loaded since the watermark and every row sharing a key with one of them (so that a
+    new row repeating an old key fails uniqueness); every row loaded so far without one."""
     table = sql.Identifier(*rows.table.split("."))
     key = sql.Identifier(rows.key)
     loaded = sql.SQL("_loaded_at > {} and _loaded_at <= {}").format(
         sql.Literal(rows.watermark or datetime.min.replace(tzinfo=UTC)),
         sql.Literal(rows.through or datetime.min.replace(tzinfo=UTC)),
     )
-    conn.execute(sql.SQL("drop view if exists {}").format(sql.Identifier(*rows.view.split("."))))
-    conn.execute(
-        sql.SQL(
-            "create view {view} as select * from {table} where {key} in"
-            " (select {key} from {table} where {loaded})"
+    query = sql.SQL("select * from {table} where {loaded}")
+    if rows.watermark is not None:
+        # the new keys as an array: looked up by the key index, where a semi-join read the
+        # whole table (10 s instead of 0.3 s for 88,000 new of 8.8 million rows)
+        query = sql.SQL(
+            "select * from {table} where {key} = any(array(select {key} from {table}"
+            " where {loaded}))"
             " union all select * from {table} where {key} is null and {loaded}"
-        ).format(view=sql.Identifier(*rows.view.split(".")), table=table, key=key, loaded=loaded)
+        )
+    view = sql.Identifier(*rows.view.split("."))
+    conn.execute(sql.SQL("drop view if exists {}").format(view))
+    conn.execute(
+        sql.SQL("create view {view} as ").format(view=view)
+        + query.format(table=table, key=key, loaded=loaded)
     )
 
 
@@ -321,12 +334,9 @@ def run_checkpoint(
             create_new_rows_view(conn, rows)
         conn.commit()
         scope = replace(scope, marts=mart_scope.prepare(conn, checkpoint, tables))
-    result = gx_checkpoint.run(
-        run_id=RunIdentifier(run_name=run_id), expectation_parameters=parameters
-    )
     checks = [
         _check_from_result(suite_result.suite_name, outcome)
-        for suite_result in result.run_results.values()
+        for suite_result in _validate(gx_checkpoint, parameters, RunIdentifier(run_name=run_id))
         for outcome in suite_result.results
     ]
     with psycopg.connect(warehouse_url) as conn:
@@ -336,6 +346,36 @@ def run_checkpoint(
             _with_unexpected_rows(conn, check, relations.get(check.table, check.table))
             for check in checks
         ], scope
+
+
+def _validate(gx_checkpoint, parameters: dict[str, Any], run_id) -> list:
+    """Each validation definition of the checkpoint with counts only, and again for a sample
+    of unexpected values where a check failed on some (failures are rare). Without actions,
+    running its definitions one by one is what running the checkpoint does; a checkpoint
+    given actions runs as configured."""
+    if gx_checkpoint.actions:
+        result = gx_checkpoint.run(run_id=run_id, expectation_parameters=parameters)
+        return list(result.run_results.values())
+    results = []
+    for definition in gx_checkpoint.validation_definitions:
+        result = definition.run(
+            checkpoint_id=gx_checkpoint.id,
+            expectation_parameters=parameters,
+            result_format=COUNTS_ONLY,
+            run_id=run_id,
+        )
+        if any(
+            not outcome.success and (outcome.result or {}).get("unexpected_count")
+            for outcome in result.results
+        ):
+            result = definition.run(
+                checkpoint_id=gx_checkpoint.id,
+                expectation_parameters=parameters,
+                result_format=WITH_SAMPLES,
+                run_id=run_id,
+            )
+        results.append(result)
+    return results
 
 
 def _with_unexpected_rows(

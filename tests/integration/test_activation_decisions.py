@@ -210,6 +210,28 @@ def test_sql_trigger_and_entry_limits(activation_world, entry_limit, expected_me
     ]
 
 
+def test_a_run_plans_with_statistics_of_what_earlier_runs_wrote(activation_world):
+    """The audience queries look candidates up in tables earlier runs filled; the planner
+    must know their size (the warehouse may run without autovacuum)."""
+    world = activation_world
+    world.add_people(*(person(f"p_{i:03d}", order_count=3) for i in range(120)))
+    campaigns = config(
+        campaign("vip", trigger={"sql": "order_count >= 3"}, entry_limit={"every_days": 1})
+    )
+    world.run(campaigns, delivery=None)
+    world.run(campaigns, as_of=AS_OF + timedelta(days=1), run_id="run-2", delivery=None)
+
+    def planned_rows(table: str) -> float:
+        return world.rows(
+            "select reltuples from pg_class where oid = %s::regclass", (f"activation.{table}",)
+        )[0]["reltuples"]
+
+    # as the second run found them: what the first run wrote
+    assert planned_rows("campaign_audience_spells") == 120
+    assert planned_rows("campaign_decisions") == 120
+    assert planned_rows("campaign_sends") == 120
+
+
 def test_holdout_share_within_two_points_on_10000_profiles_and_never_rerolled(
     activation_world,
 ):

@@ -370,6 +370,20 @@ def test_gzip_jsonl_parquet_and_csv_gz_files_load(warehouse, tmp_path):
     assert warehouse.execute(reltuples).fetchone()[0] == 8
 
 
+def test_a_load_leaves_no_block_range_of_the_load_index_unsummarized(warehouse, tmp_path):
+    """A block range filled after the index was built is not summarized until a vacuum
+    does it, and matches every condition: finding the latest load would read every row."""
+    with open(tmp_path / "orders.jsonl", "w", encoding="utf-8") as handle:
+        for n in range(20_000):  # some 400 pages: block ranges past the first (128 pages)
+            handle.write(f'{{"order_id": "o{n}", "amount": {n}, "ts": 1790000000}}\n')
+    [load] = _run(warehouse, _file_spec("*.jsonl", "jsonl"), None, D1, tmp_path)
+    assert load.rows_loaded == 20_000
+    pages = "select pg_relation_size('raw.orders') / current_setting('block_size')::int"
+    assert warehouse.execute(pages).fetchone()[0] > 2 * 128
+    summarize = "select brin_summarize_new_values('raw.orders__load_idx'::regclass)"
+    assert warehouse.execute(summarize).fetchone()[0] == 0
+
+
 def test_changed_file_replaces_its_batch_and_drift_is_kept(warehouse, tmp_path):
     path = tmp_path / "orders.jsonl"
     path.write_text('{"order_id": "o1", "amount": 1, "ts": 1790000000}\n')

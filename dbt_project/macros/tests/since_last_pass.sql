@@ -50,12 +50,16 @@
 
 
 {#- SQL condition: rows of `relation` written since the running test last passed, or rows
-    sharing `key_column` with one of them. -#}
+    sharing `key_column` with one of them; every row (`true`, no self-join) when it never
+    passed. -#}
 {% macro since_last_pass_condition(relation, time_column, key_column=none) -%}
+    {%- set watermark = last_pass_timestamp() -%}
     {%- set written -%}
-        ({{ time_column }} > {{ last_pass_timestamp() }} or {{ time_column }} is null)
+        ({{ time_column }} > {{ watermark }} or {{ time_column }} is null)
     {%- endset -%}
-    {%- if key_column -%}
+    {%- if watermark == never_passed_timestamp() -%}
+        true
+    {%- elif key_column -%}
         {{ key_column }} in (select {{ key_column }} from {{ relation }} where {{ written }})
     {%- else -%}
         {{ written }}
@@ -66,7 +70,7 @@
 {#- The running test's watermark as a literal (so the planner sees how few rows are new
     and uses the time column's index); -infinity when it never passed. -#}
 {% macro last_pass_timestamp() -%}
-    {%- set never = "cast('-infinity' as timestamptz)" -%}
+    {%- set never = never_passed_timestamp() -%}
     {%- if not execute -%}{{ return(never) }}{%- endif -%}
     {%- if run_query("select to_regclass('dq.data_test_watermarks') is null").rows[0][0] -%}
         {{ return(never) }}
@@ -77,6 +81,11 @@
     ).rows -%}
     {%- if rows | length == 0 -%}{{ return(never) }}{%- endif -%}
     {{ return(utc_timestamp_literal(rows[0][0] ~ '+00')) }}
+{%- endmacro %}
+
+
+{% macro never_passed_timestamp() -%}
+    {{ return("cast('-infinity' as timestamptz)") }}
 {%- endmacro %}
 
 
