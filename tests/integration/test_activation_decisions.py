@@ -218,14 +218,16 @@ def test_a_run_plans_with_statistics_of_what_earlier_runs_wrote(activation_world
     campaigns = config(
         campaign("vip", trigger={"sql": "order_count >= 3"}, entry_limit={"every_days": 1})
     )
-    world.run(campaigns, delivery=None)
-    world.run(campaigns, as_of=AS_OF + timedelta(days=1), run_id="run-2", delivery=None)
 
     def planned_rows(table: str) -> float:
         return world.rows(
             "select reltuples from pg_class where oid = %s::regclass", (f"activation.{table}",)
         )[0]["reltuples"]
 
+    world.run(campaigns, delivery=None)
+    # empty when the first run began: left unanalyzed (-1), not planned as holding nothing
+    assert planned_rows("campaign_audience_spells") == -1
+    world.run(campaigns, as_of=AS_OF + timedelta(days=1), run_id="run-2", delivery=None)
     # as the second run found them: what the first run wrote
     assert planned_rows("campaign_audience_spells") == 120
     assert planned_rows("campaign_decisions") == 120
