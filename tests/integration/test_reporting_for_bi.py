@@ -124,6 +124,22 @@ def test_trend_revenue_is_in_the_reporting_currency(published, db):
     assert as_paid != pytest.approx(converted, rel=1e-2)  # demo orders are also in EUR and GBP
 
 
+def test_weekly_trends_count_each_active_and_ordering_customer_once(published, db):
+    expected = db.execute(
+        "select cast(date_trunc('week', timezone('UTC', occurred_at)) as date) as week,"
+        " count(distinct profile_id),"
+        " count(distinct profile_id) filter (where touchpoint_type = 'order_completed'),"
+        " count(*) filter (where touchpoint_type = 'order_completed')"
+        " from marts.fct_touchpoints group by 1 order by 1"
+    ).fetchall()
+    trends = db.execute(
+        "select week_start, active_customers, ordering_customers, orders"
+        " from reporting.rpt_kpi_trends order by 1"
+    ).fetchall()
+    assert trends == expected
+    assert any(ordering for _, _, ordering, _ in trends)
+
+
 def test_reporting_holds_no_direct_identifiers(published, db):
     columns = db.execute(
         "select table_name, column_name from information_schema.columns"

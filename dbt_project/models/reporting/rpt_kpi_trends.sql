@@ -36,16 +36,28 @@ weekly_revenue as (
 
 ),
 
-activity as (
+{#- One row per customer and week first, then counted: `count(distinct ...)` sorted every
+    week's touchpoints twice (34 s against 15 s on 10 M touchpoints). -#}
+customer_weeks as (
 
     select
         {{ week_start(utc_date('occurred_at')) }} as week_start,
-        count(distinct profile_id) as active_customers,
-        count(distinct case when touchpoint_type = 'order_completed' then profile_id end)
-            as ordering_customers,
+        profile_id,
         sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as orders
     from touchpoints
-    group by {{ week_start(utc_date('occurred_at')) }}
+    group by {{ week_start(utc_date('occurred_at')) }}, profile_id
+
+),
+
+activity as (
+
+    select
+        week_start,
+        count(*) as active_customers,
+        sum(case when orders > 0 then 1 else 0 end) as ordering_customers,
+        sum(orders) as orders
+    from customer_weeks
+    group by week_start
 
 ),
 
