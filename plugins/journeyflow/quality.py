@@ -356,24 +356,23 @@ def _validate(gx_checkpoint, parameters: dict[str, Any], run_id) -> list:
     if gx_checkpoint.actions:
         result = gx_checkpoint.run(run_id=run_id, expectation_parameters=parameters)
         return list(result.run_results.values())
-    results = []
-    for definition in gx_checkpoint.validation_definitions:
-        result = definition.run(
+
+    def validated(definition, result_format: dict[str, Any]):
+        return definition.run(
             checkpoint_id=gx_checkpoint.id,
             expectation_parameters=parameters,
-            result_format=COUNTS_ONLY,
+            result_format=result_format,
             run_id=run_id,
         )
+
+    results = []
+    for definition in gx_checkpoint.validation_definitions:
+        result = validated(definition, COUNTS_ONLY)
         if any(
             not outcome.success and (outcome.result or {}).get("unexpected_count")
             for outcome in result.results
         ):
-            result = definition.run(
-                checkpoint_id=gx_checkpoint.id,
-                expectation_parameters=parameters,
-                result_format=WITH_SAMPLES,
-                run_id=run_id,
-            )
+            result = validated(definition, WITH_SAMPLES)
         results.append(result)
     return results
 
