@@ -156,119 +156,105 @@
 {%- endmacro %}
 
 {#-
-    CTEs ending in `<prefix>_chosen`: the candidates (group_column, profile_id, entry_number,
-    started_at and the `columns` carried along, among them start_touchpoint_id, ended_at and
-    is_final) that start an attempt, with
-    attempt_number and attempt_id (hash of group, profile and starting touchpoint). Each
-    candidate points to the first later one at or after its end, where the next attempt
-    would start (window functions only: an end mark sorts before a start at the same
-    instant); the chain follows the pointers from each profile's first candidate and stops
-    after an is_final one.
+    CTE `<prefix>_chain`: the attempts chained from `entries`, one row per (group_column,
+    profile_id) with the profile's entry touchpoints of that group in order
+    (entry_times and entry_ids, sorted by time then id), its goal times (goal_times, sorted;
+    null when the group has no goal), the attempt length (`timeout`, an interval), goal_offset
+    (an interval: 1 microsecond when a goal at the entry's own instant counts, else 0) and
+    is_repeatable. The first attempt starts at the first entry; an attempt completes at the
+    first goal after its start (or at it, per goal_offset) up to start + timeout and ends
+    there or at the timeout; the next attempt starts at the first later entry at or after
+    that end, none after a completed attempt of a non-repeatable group. Each step is a binary
+    search in the profile's sorted arrays (width_bucket), so the work grows with the attempts,
+    not with the entries: an entry_event '*' journey has every touchpoint as an entry.
+    Columns: the group, profile_id, attempt_number, entry_position, start_touchpoint_id,
+    started_at, timeout_at, completed_at, ended_at, is_final and attempt_id (hash of group,
+    profile and starting touchpoint). Needs `with recursive`; PostgreSQL arrays.
 -#}
-{% macro next_entry_pointers(candidates, group_column, prefix, columns) -%}
-{#- end marks carry the candidate (columns), start marks only count -#}
-{{ prefix }}_pointer_marks as (
-
-    select
-        {{ group_column }},
-        profile_id,
-        entry_number,
-        {{ columns | join(', ') }},
-        ended_at as marked_at,
-        0 as mark_rank,
-        0 as is_start
-    from {{ candidates }}
-    union all
-    select
-        {{ group_column }},
-        profile_id,
-        null,
-        {%- for column in columns %} null,{% endfor %}
-        started_at,
-        1,
-        1
-    from {{ candidates }}
-
-),
-
-{{ prefix }}_next as (
-
-    select
-        *,
-        case
-            when starts_before_end + 1 > entry_number then starts_before_end + 1
-            else entry_number + 1
-        end as next_entry_number
-    from (
-        select
-            {{ prefix }}_pointer_marks.*,
-            sum(is_start) over (
-                partition by {{ group_column }}, profile_id
-                order by marked_at, mark_rank
-                rows between unbounded preceding and current row
-            ) as starts_before_end
-        from {{ prefix }}_pointer_marks
-    ) as counted
-    where is_start = 0
-
-),
-
-{#- only candidates some attempt can lead to: keeps the recursion's join small -#}
-{{ prefix }}_reachable as (
-
-    select *
-    from {{ prefix }}_next as candidates
-    where candidates.entry_number = 1
-        or exists (
-            select 1
-            from {{ prefix }}_next as earlier
-            where earlier.{{ group_column }} = candidates.{{ group_column }}
-                and earlier.profile_id = candidates.profile_id
-                and earlier.next_entry_number = candidates.entry_number
-        )
-
-),
-
-{#- follow the pointers from each profile's first candidate (needs `with recursive`) -#}
+{% macro chained_attempts(entries, group_column, prefix) -%}
 {{ prefix }}_chain as (
 
-    select {{ group_column }}, profile_id, entry_number, next_entry_number, is_final, 1 as attempt_number
-    from {{ prefix }}_reachable
-    where entry_number = 1
+    select
+        {{ _entry_columns('entries', group_column) }},
+        1 as attempt_number,
+        attempt.*
+    from {{ entries }} as entries
+    cross join lateral ({{ _attempt_at('entries', '1') }}) as attempt
 
     union all
 
     select
-        candidates.{{ group_column }},
-        candidates.profile_id,
-        candidates.entry_number,
-        candidates.next_entry_number,
-        candidates.is_final,
-        chain.attempt_number + 1
+        {{ _entry_columns('chain', group_column) }},
+        chain.attempt_number + 1,
+        attempt.*
     from {{ prefix }}_chain as chain
-    inner join {{ prefix }}_reachable as candidates
-        on candidates.{{ group_column }} = chain.{{ group_column }}
-        and candidates.profile_id = chain.profile_id
-        and candidates.entry_number = chain.next_entry_number
+    cross join lateral ({{ _attempt_at('chain', _next_entry_position('chain')) }}) as attempt
     where not chain.is_final
+        and attempt.entry_position <= cardinality(chain.entry_times)
 
 ),
 
-{#- the candidates that start an attempt, with their attempt number -#}
 {{ prefix }}_chosen as (
 
     select
-        candidates.*,
-        cast(chain.attempt_number as integer) as attempt_number,
-        {{ dbt.hash(dbt.concat(["candidates." ~ group_column, "'|'", "candidates.profile_id", "'|'", "candidates.start_touchpoint_id"])) }}
+        {{ group_column }},
+        profile_id,
+        cast(attempt_number as integer) as attempt_number,
+        entry_ids[entry_position] as start_touchpoint_id,
+        started_at,
+        timeout_at,
+        completed_at,
+        ended_at,
+        is_final,
+        {{ dbt.hash(dbt.concat([group_column, "'|'", "profile_id", "'|'", "entry_ids[entry_position]"])) }}
             as attempt_id
-    from {{ prefix }}_chain as chain
-    inner join {{ prefix }}_reachable as candidates
-        on candidates.{{ group_column }} = chain.{{ group_column }}
-        and candidates.profile_id = chain.profile_id
-        and candidates.entry_number = chain.entry_number
+    from {{ prefix }}_chain
 
 )
+{%- endmacro %}
+
+{#- The columns of an `entries` row, qualified by `row`. -#}
+{% macro _entry_columns(row, group_column) -%}
+    {%- for column in [group_column, 'profile_id', 'entry_times', 'entry_ids', 'goal_times', 'timeout', 'goal_offset', 'is_repeatable'] -%}
+        {{ row }}.{{ column }}{% if not loop.last %}, {% endif %}
+    {%- endfor -%}
+{%- endmacro %}
+
+{#- Where the attempt after `row`'s starts: the first entry at or after its end, and after its start. -#}
+{% macro _next_entry_position(row) -%}
+    greatest(
+        width_bucket({{ row }}.ended_at - interval '1 microsecond', {{ row }}.entry_times) + 1,
+        {{ row }}.entry_position + 1
+    )
+{%- endmacro %}
+
+{#- The attempt of `row` (an entries or chain row) that starts at its entry `position`:
+    entry_position, started_at, timeout_at, completed_at, ended_at, is_final. -#}
+{% macro _attempt_at(row, position) -%}
+    select
+        entry_position,
+        started_at,
+        timeout_at,
+        completed_at,
+        coalesce(completed_at, timeout_at) as ended_at,
+        (completed_at is not null and not {{ row }}.is_repeatable) as is_final
+    from (
+        select
+            entry_position,
+            started_at,
+            timeout_at,
+            case when next_goal_at <= timeout_at then next_goal_at end as completed_at
+        from (
+            select
+                entry_position,
+                {{ row }}.entry_times[entry_position] as started_at,
+                {{ row }}.entry_times[entry_position] + {{ row }}.timeout as timeout_at,
+                {{ row }}.goal_times[
+                    width_bucket({{ row }}.entry_times[entry_position] - {{ row }}.goal_offset, {{ row }}.goal_times) + 1
+                ] as next_goal_at
+            from (select {{ position }} as entry_position) as position
+        ) as timed
+    ) as goal_checked
 {%- endmacro %}
 
 {#-
