@@ -257,49 +257,64 @@
     ) as goal_checked
 {%- endmacro %}
 
-{#-
-    CTEs `<prefix>_step_1` ... `<prefix>_step_<n>` (attempt_id, reached_at): when each of the
-    ordered `steps` was first reached within an attempt of `attempts` (attempt_id, group_column,
-    profile_id, window_from, window_until) of group `group_name`. Step 1 is the first matching
-    touchpoint at or after window_from; every later step must come strictly after the step
-    before it; all at or before window_until. The earliest match per step is the best one.
--#}
-{% macro ordered_step_ctes(attempts, events, group_column, group_name, steps, prefix) -%}
-    {%- for step in steps %}
-{{ prefix }}_step_{{ loop.index }} as (
-
+{#- A CTE body: per profile of `touchpoints`, the sorted times of each touchpoint type in
+    the `step_lists` (lists of steps): `<type>_times`, null when the profile has none. -#}
+{% macro step_time_arrays(touchpoints, step_lists) -%}
+    {%- set types = step_lists | sum(start=[]) | unique | list %}
     select
-        attempts.attempt_id,
-        min(events.occurred_at) as reached_at
-    {%- if loop.first %}
-    from {{ attempts }} as attempts
-    inner join {{ events }} as events
-        on events.profile_id = attempts.profile_id
-        and events.occurred_at >= attempts.window_from
-    {%- else %}
-    from {{ prefix }}_step_{{ loop.index - 1 }} as previous_step
-    inner join {{ attempts }} as attempts
-        on attempts.attempt_id = previous_step.attempt_id
-    inner join {{ events }} as events
-        on events.profile_id = attempts.profile_id
-        and events.occurred_at > previous_step.reached_at
-    {%- endif %}
-        and events.occurred_at <= attempts.window_until
-        and events.touchpoint_type = '{{ step }}'
-    where attempts.{{ group_column }} = '{{ group_name }}'
-    group by attempts.attempt_id
+        profile_id
+        {%- for type in types %},
+        array_agg(occurred_at order by occurred_at) filter (where touchpoint_type = '{{ type }}')
+            as {{ type }}_times
+        {%- endfor %}
+    from {{ touchpoints }}
+    where touchpoint_type in ('{{ types | join("', '") }}')
+    group by profile_id
+{%- endmacro %}
 
-){% if not loop.last %},{% endif %}
+{#-
+    `cross join lateral` subqueries step_1 ... step_<n> (reached_at): when each of the ordered
+    `steps` was first reached in a row of `attempts` (window_from, window_until), found by
+    binary search in its profile's row of `arrays` (step_time_arrays). Step 1 is the first
+    matching touchpoint at or after window_from; every later step must come strictly after
+    the step before it; all at or before window_until. The earliest match per step is the
+    best one; reached_at is null from the first step not reached on.
+-#}
+{% macro ordered_step_laterals(attempts, arrays, steps) -%}
+    {%- for step in steps %}
+    cross join lateral (
+        select case when candidate_at <= {{ attempts }}.window_until then candidate_at end as reached_at
+        from (
+            select {{ arrays }}.{{ step }}_times[
+                width_bucket(
+                    {%- if loop.first %}
+                    {{ attempts }}.window_from - interval '1 microsecond',
+                    {%- else %}
+                    step_{{ loop.index - 1 }}.reached_at,
+                    {%- endif %}
+                    {{ arrays }}.{{ step }}_times
+                ) + 1
+            ] as candidate_at
+        ) as candidate
+    ) as step_{{ loop.index }}
     {%- endfor %}
 {%- endmacro %}
 
-{#- Union of the step CTEs of ordered_step_ctes: (attempt_id, step_number, reached_at). -#}
-{% macro ordered_steps_union(steps, prefix) -%}
-    {%- for step in steps %}
-    select attempt_id, {{ loop.index }} as step_number, reached_at from {{ prefix }}_step_{{ loop.index }}
-    {%- if not loop.last %}
-    union all{% endif %}
-    {%- endfor %}
+{#- How many of the `steps` of ordered_step_laterals were reached. -#}
+{% macro steps_reached_count(steps) -%}
+    {%- for step in steps -%}
+        case when step_{{ loop.index }}.reached_at is not null then 1 else 0 end
+        {%- if not loop.last %} + {% endif %}
+    {%- endfor -%}
+{%- endmacro %}
+
+{#- When the furthest step of ordered_step_laterals was reached. -#}
+{% macro furthest_step_reached_at(steps) -%}
+    coalesce(
+        {%- for step in steps | reverse -%}
+            step_{{ steps | length - loop.index0 }}.reached_at{% if not loop.last %}, {% endif %}
+        {%- endfor -%}
+    )
 {%- endmacro %}
 
 {#- fct_touchpoints up to the as-of time (later ones are not seen yet), as a CTE body; of

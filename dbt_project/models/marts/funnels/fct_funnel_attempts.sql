@@ -32,6 +32,10 @@ funnel_steps as (
     {{ funnel_step_rows(funnels) }}
 ),
 
+step_times as (
+    {{ step_time_arrays('touchpoints', funnels | map(attribute='steps')) }}
+),
+
 attempt_windows as (
 
     select
@@ -43,27 +47,26 @@ attempt_windows as (
     from attempts
 
 ),
-{%- for funnel in funnels %}
 
-{{ ordered_step_ctes('attempt_windows', 'touchpoints', 'funnel', funnel.name, funnel.steps, 'steps_' ~ funnel.name) }},
-{%- endfor %}
-
-reached_steps as (
-    {%- for funnel in funnels %}
-    {{ ordered_steps_union(funnel.steps, 'steps_' ~ funnel.name) }}
-    {%- if not loop.last %}
-    union all{% endif %}
-    {%- endfor %}
-),
-
+{#- attempts that reached at least their first step -#}
 furthest as (
+    {%- for funnel in funnels %}
 
     select
-        attempt_id,
-        max(step_number) as steps_reached,
-        max(reached_at) as furthest_step_reached_at
-    from reached_steps
-    group by attempt_id
+        attempt_windows.attempt_id,
+        {{ steps_reached_count(funnel.steps) }} as steps_reached,
+        {{ furthest_step_reached_at(funnel.steps) }} as furthest_step_reached_at
+    from attempt_windows
+    inner join step_times
+        on step_times.profile_id = attempt_windows.profile_id
+    {{- ordered_step_laterals('attempt_windows', 'step_times', funnel.steps) }}
+    where attempt_windows.funnel = '{{ funnel.name }}'
+        and step_1.reached_at is not null
+    {%- if not loop.last %}
+
+    union all
+    {%- endif %}
+    {%- endfor %}
 
 ),
 

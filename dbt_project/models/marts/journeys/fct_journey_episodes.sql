@@ -45,6 +45,14 @@ journey_settings as (
     {{ journey_settings_rows(journeys) }}
 ),
 
+{%- set stepped = journeys | selectattr('steps') | list %}
+{%- if stepped %}
+
+step_times as (
+    {{ step_time_arrays('touchpoints', stepped | map(attribute='steps')) }}
+),
+{%- endif %}
+
 episode_windows as (
 
     select
@@ -105,24 +113,23 @@ activity as (
 
 ),
 
-{%- set stepped = journeys | selectattr('steps') | list %}
-{%- for journey in stepped %}
-
-{{ ordered_step_ctes('episode_windows', 'touchpoints', 'journey', journey.name, journey.steps, 'steps_' ~ journey.name) }},
-{%- endfor %}
-
 steps_reached as (
 
     {%- if stepped %}
-    select attempt_id as episode_id, max(step_number) as steps_reached
-    from (
-        {%- for journey in stepped %}
-        {{ ordered_steps_union(journey.steps, 'steps_' ~ journey.name) }}
-        {%- if not loop.last %}
-        union all{% endif %}
-        {%- endfor %}
-    ) as reached
-    group by attempt_id
+    {%- for journey in stepped %}
+    select
+        episode_windows.attempt_id as episode_id,
+        {{ steps_reached_count(journey.steps) }} as steps_reached
+    from episode_windows
+    inner join step_times
+        on step_times.profile_id = episode_windows.profile_id
+    {{- ordered_step_laterals('episode_windows', 'step_times', journey.steps) }}
+    where episode_windows.journey = '{{ journey.name }}'
+    {%- if not loop.last %}
+
+    union all
+    {%- endif %}
+    {%- endfor %}
     {%- else %}
     select cast(null as {{ dbt.type_string() }}) as episode_id, 0 as steps_reached
     where 1 = 0
