@@ -72,6 +72,7 @@ episode_windows as (
 episode_touchpoints as (
 
     select
+        episode_windows.profile_id,
         episode_windows.attempt_id as episode_id,
         episode_windows.entry_is_any,
         touchpoints.touchpoint_id = episode_windows.entry_touchpoint_id as is_entry,
@@ -86,6 +87,8 @@ episode_touchpoints as (
 
 ),
 
+{#- grouped by profile too: the join's output comes ordered by profile, so the episodes are
+    sorted within each profile instead of all joined rows at once -#}
 activity as (
 
     select
@@ -109,7 +112,7 @@ activity as (
             else 0
         end) as revenue
     from episode_touchpoints
-    group by episode_id
+    group by profile_id, episode_id
 
 ),
 
