@@ -300,6 +300,29 @@
     {%- endfor %}
 {%- endmacro %}
 
+{#- A select body: per row of `attempts` (attempt_id, group_column, profile_id, window_from,
+    window_until) that reached the first of its group's steps, steps_reached and
+    furthest_step_reached_at. `groups`: the journeys or funnels (name, steps) with steps;
+    `step_times`: a CTE of step_time_arrays over their steps. -#}
+{% macro ordered_steps_reached(attempts, group_column, groups, step_times='step_times') -%}
+    {%- for group in groups %}
+    select
+        {{ attempts }}.attempt_id,
+        {{ steps_reached_count(group.steps) }} as steps_reached,
+        {{ furthest_step_reached_at(group.steps) }} as furthest_step_reached_at
+    from {{ attempts }}
+    inner join {{ step_times }}
+        on {{ step_times }}.profile_id = {{ attempts }}.profile_id
+    {{- ordered_step_laterals(attempts, step_times, group.steps) }}
+    where {{ attempts }}.{{ group_column }} = '{{ group.name }}'
+        and step_1.reached_at is not null
+    {%- if not loop.last %}
+
+    union all
+    {%- endif %}
+    {%- endfor %}
+{%- endmacro %}
+
 {#- How many of the `steps` of ordered_step_laterals were reached. -#}
 {% macro steps_reached_count(steps) -%}
     {%- for step in steps -%}

@@ -50,24 +50,7 @@ attempt_windows as (
 
 {#- attempts that reached at least their first step -#}
 furthest as (
-    {%- for funnel in funnels %}
-
-    select
-        attempt_windows.attempt_id,
-        {{ steps_reached_count(funnel.steps) }} as steps_reached,
-        {{ furthest_step_reached_at(funnel.steps) }} as furthest_step_reached_at
-    from attempt_windows
-    inner join step_times
-        on step_times.profile_id = attempt_windows.profile_id
-    {{- ordered_step_laterals('attempt_windows', 'step_times', funnel.steps) }}
-    where attempt_windows.funnel = '{{ funnel.name }}'
-        and step_1.reached_at is not null
-    {%- if not loop.last %}
-
-    union all
-    {%- endif %}
-    {%- endfor %}
-
+    {{ ordered_steps_reached('attempt_windows', 'funnel', funnels) }}
 ),
 
 final as (

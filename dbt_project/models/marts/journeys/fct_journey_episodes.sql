@@ -119,20 +119,10 @@ activity as (
 steps_reached as (
 
     {%- if stepped %}
-    {%- for journey in stepped %}
-    select
-        episode_windows.attempt_id as episode_id,
-        {{ steps_reached_count(journey.steps) }} as steps_reached
-    from episode_windows
-    inner join step_times
-        on step_times.profile_id = episode_windows.profile_id
-    {{- ordered_step_laterals('episode_windows', 'step_times', journey.steps) }}
-    where episode_windows.journey = '{{ journey.name }}'
-    {%- if not loop.last %}
-
-    union all
-    {%- endif %}
-    {%- endfor %}
+    select attempt_id as episode_id, steps_reached
+    from (
+        {{- ordered_steps_reached('episode_windows', 'journey', stepped) }}
+    ) as reached
     {%- else %}
     select cast(null as {{ dbt.type_string() }}) as episode_id, 0 as steps_reached
     where 1 = 0
