@@ -156,29 +156,83 @@
 {%- endmacro %}
 
 {#-
-    CTE `<prefix>_chain`: the attempts chained from `entries`, one row per (group_column,
-    profile_id) with the profile's entry touchpoints of that group in order
-    (entry_times and entry_ids, sorted by time then id), its goal times (goal_times, sorted;
-    null when the group has no goal), the attempt length (`timeout`, an interval), goal_offset
-    (an interval: 1 microsecond when a goal at the entry's own instant counts, else 0) and
-    is_repeatable. The first attempt starts at the first entry; an attempt completes at the
-    first goal after its start (or at it, per goal_offset) up to start + timeout and ends
-    there or at the timeout; the next attempt starts at the first later entry at or after
-    that end, none after a completed attempt of a non-repeatable group. Each step is a binary
-    search in the profile's sorted arrays (width_bucket), so the work grows with the attempts,
-    not with the entries: an entry_event '*' journey has every touchpoint as an entry.
-    Columns: the group, profile_id, attempt_number, entry_position, start_touchpoint_id,
+    CTEs ending in `<prefix>_chosen`: the attempts of each of the `groups` (journeys or funnels
+    as mappings: name, entry_events, goal_events (may be empty), timeout_days, entry_is_any,
+    repeatable), chained over `touchpoints` (touchpoint_id, profile_id, touchpoint_type,
+    occurred_at). The first attempt starts at the profile's first entry touchpoint (in time
+    order, touchpoint id breaking ties); an attempt completes at the first goal strictly after
+    its start (at or after it when entry_is_any) up to start + timeout_days, and ends there or
+    at the timeout; the next attempt starts at the first later entry at or after that end,
+    none after a completed attempt of a non-repeatable group. One pass gathers each profile's
+    entries and goal times into sorted arrays (`<prefix>_entries`, one row per group and
+    profile); each next attempt is a binary search in them (width_bucket), so the work grows
+    with the attempts, not with the entries: an entry_event '*' journey has every touchpoint
+    as an entry. Columns: the group, profile_id, attempt_number, start_touchpoint_id,
     started_at, timeout_at, completed_at, ended_at, is_final and attempt_id (hash of group,
     profile and starting touchpoint). Needs `with recursive`; PostgreSQL arrays.
 -#}
-{% macro chained_attempts(entries, group_column, prefix) -%}
+{% macro chained_attempts(touchpoints, group_column, groups, prefix) -%}
+{%- set any_entry = groups | selectattr('entry_is_any') | list | length > 0 %}
+{%- set types = groups | map(attribute='entry_events') | sum(start=[])
+    + groups | map(attribute='goal_events') | sum(start=[]) %}
+{{ prefix }}_entry_arrays as (
+
+    select
+        profile_id
+        {%- for group in groups %},
+        array_agg(occurred_at order by occurred_at, touchpoint_id)
+            filter (where {{ touchpoint_type_in('touchpoint_type', group.entry_events) }})
+            as entry_times_{{ loop.index }},
+        array_agg(touchpoint_id order by occurred_at, touchpoint_id)
+            filter (where {{ touchpoint_type_in('touchpoint_type', group.entry_events) }})
+            as entry_ids_{{ loop.index }}
+        {%- if group.goal_events %},
+        array_agg(occurred_at order by occurred_at)
+            filter (where {{ touchpoint_type_in('touchpoint_type', group.goal_events) }})
+            as goal_times_{{ loop.index }}
+        {%- endif %}
+        {%- endfor %}
+    from {{ touchpoints }}
+    {%- if not any_entry %}
+    where touchpoint_type in ('{{ types | unique | join("', '") }}')
+    {%- endif %}
+    group by profile_id
+
+),
+
+{{ prefix }}_entries as (
+    {%- for group in groups %}
+
+    select
+        cast('{{ group.name }}' as {{ dbt.type_string() }}) as {{ group_column }},
+        profile_id,
+        entry_times_{{ loop.index }} as entry_times,
+        entry_ids_{{ loop.index }} as entry_ids,
+        {%- if group.goal_events %}
+        goal_times_{{ loop.index }} as goal_times,
+        {%- else %}
+        cast(null as timestamp with time zone[]) as goal_times,  -- occurred_at's type
+        {%- endif %}
+        interval '{{ group.timeout_days }} days' as timeout,
+        interval '{{ 1 if group.entry_is_any else 0 }} microsecond' as goal_offset,
+        {{ 'true' if group.repeatable else 'false' }} as is_repeatable
+    from {{ prefix }}_entry_arrays
+    where entry_times_{{ loop.index }} is not null
+    {%- if not loop.last %}
+
+    union all
+    {%- endif %}
+    {%- endfor %}
+
+),
+
 {{ prefix }}_chain as (
 
     select
         {{ _entry_columns('entries', group_column) }},
         1 as attempt_number,
         attempt.*
-    from {{ entries }} as entries
+    from {{ prefix }}_entries as entries
     cross join lateral ({{ _attempt_at('entries', '1') }}) as attempt
 
     union all
@@ -213,7 +267,7 @@
 )
 {%- endmacro %}
 
-{#- The columns of an `entries` row, qualified by `row`. -#}
+{#- The columns of a `<prefix>_entries` row, qualified by `row`. -#}
 {% macro _entry_columns(row, group_column) -%}
     {%- for column in [group_column, 'profile_id', 'entry_times', 'entry_ids', 'goal_times', 'timeout', 'goal_offset', 'is_repeatable'] -%}
         {{ row }}.{{ column }}{% if not loop.last %}, {% endif %}
@@ -228,7 +282,7 @@
     )
 {%- endmacro %}
 
-{#- The attempt of `row` (an entries or chain row) that starts at its entry `position`:
+{#- The attempt of `row` (a `<prefix>_entries` or chain row) that starts at its entry `position`:
     entry_position, started_at, timeout_at, completed_at, ended_at, is_final. -#}
 {% macro _attempt_at(row, position) -%}
     select

@@ -24,46 +24,20 @@ touchpoints as (
     {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'touchpoint_type', 'occurred_at'], scope) }}
 ),
 
-{#- per profile and funnel: the step-1 touchpoints in order -#}
-profile_first_steps as (
+{#- a funnel attempt is an attempt without a goal: it runs its whole window -#}
+{%- set attempt_groups = [] %}
+{%- for funnel in funnels %}
+    {%- do attempt_groups.append({
+        'name': funnel.name,
+        'entry_events': [funnel.steps[0]],
+        'goal_events': [],
+        'timeout_days': funnel.window_days,
+        'entry_is_any': false,
+        'repeatable': true,
+    }) %}
+{%- endfor %}
 
-    select
-        profile_id
-        {%- for funnel in funnels %},
-        array_agg(occurred_at order by occurred_at, touchpoint_id)
-            filter (where touchpoint_type = '{{ funnel.steps[0] }}') as entry_times_{{ loop.index }},
-        array_agg(touchpoint_id order by occurred_at, touchpoint_id)
-            filter (where touchpoint_type = '{{ funnel.steps[0] }}') as entry_ids_{{ loop.index }}
-        {%- endfor %}
-    from touchpoints
-    where touchpoint_type in ('{{ funnels | map(attribute="steps") | map("first") | unique | join("', '") }}')
-    group by profile_id
-
-),
-
-funnel_entries as (
-    {%- for funnel in funnels %}
-
-    select
-        cast('{{ funnel.name }}' as {{ dbt.type_string() }}) as funnel,
-        profile_id,
-        entry_times_{{ loop.index }} as entry_times,
-        entry_ids_{{ loop.index }} as entry_ids,
-        cast(null as timestamp with time zone[]) as goal_times,  -- occurred_at's type
-        interval '{{ funnel.window_days }} days' as timeout,
-        interval '0 microsecond' as goal_offset,
-        true as is_repeatable
-    from profile_first_steps
-    where entry_times_{{ loop.index }} is not null
-    {%- if not loop.last %}
-
-    union all
-    {%- endif %}
-    {%- endfor %}
-
-),
-
-{{ chained_attempts('funnel_entries', 'funnel', 'attempt') }},
+{{ chained_attempts('touchpoints', 'funnel', attempt_groups, 'attempt') }},
 
 final as (
 

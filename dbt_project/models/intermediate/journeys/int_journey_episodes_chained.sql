@@ -26,50 +26,7 @@ touchpoints as (
     {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'touchpoint_type', 'occurred_at'], scope) }}
 ),
 
-{#- per profile and journey: entries (touchpoint order) and goal times, sorted -#}
-profile_events as (
-
-    select
-        profile_id
-        {%- for journey in journeys %},
-        array_agg(occurred_at order by occurred_at, touchpoint_id)
-            filter (where {{ touchpoint_type_in('touchpoint_type', journey.entry_events) }})
-            as entry_times_{{ loop.index }},
-        array_agg(touchpoint_id order by occurred_at, touchpoint_id)
-            filter (where {{ touchpoint_type_in('touchpoint_type', journey.entry_events) }})
-            as entry_ids_{{ loop.index }},
-        array_agg(occurred_at order by occurred_at)
-            filter (where {{ touchpoint_type_in('touchpoint_type', journey.goal_events) }})
-            as goal_times_{{ loop.index }}
-        {%- endfor %}
-    from touchpoints
-    group by profile_id
-
-),
-
-journey_entries as (
-    {%- for journey in journeys %}
-
-    select
-        cast('{{ journey.name }}' as {{ dbt.type_string() }}) as journey,
-        profile_id,
-        entry_times_{{ loop.index }} as entry_times,
-        entry_ids_{{ loop.index }} as entry_ids,
-        goal_times_{{ loop.index }} as goal_times,
-        interval '{{ journey.timeout_days }} days' as timeout,
-        interval '{{ 1 if journey.entry_is_any else 0 }} microsecond' as goal_offset,
-        {{ 'true' if journey.repeatable else 'false' }} as is_repeatable
-    from profile_events
-    where entry_times_{{ loop.index }} is not null
-    {%- if not loop.last %}
-
-    union all
-    {%- endif %}
-    {%- endfor %}
-
-),
-
-{{ chained_attempts('journey_entries', 'journey', 'episode') }},
+{{ chained_attempts('touchpoints', 'journey', journeys, 'episode') }},
 
 final as (
 
