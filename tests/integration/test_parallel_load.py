@@ -190,3 +190,41 @@ def test_raw_tables_get_a_key_btree_and_one_brin_over_load_time_and_file(warehou
             "CREATE INDEX orders__load_idx ON raw.orders USING brin (_loaded_at, _source_file)",
         ),
     ]
+
+
+def _key_index(conn) -> tuple[int, str]:
+    return conn.execute(
+        "select 'raw.orders__key_idx'::regclass::oid::int,"
+        " pg_get_indexdef('raw.orders__key_idx'::regclass)"
+    ).fetchone()
+
+
+def _rows_found_through_key_index(conn) -> int:
+    with conn.transaction():
+        conn.execute("set local enable_seqscan = off")
+        conn.execute("set local enable_bitmapscan = off")
+        plan = conn.execute("explain select count(*) from raw.orders where order_id > ''")
+        assert "orders__key_idx" in "\n".join(row[0] for row in plan)
+        return conn.execute("select count(*) from raw.orders where order_id > ''").fetchone()[0]
+
+
+def test_a_first_load_builds_the_key_index_after_copy_and_later_loads_keep_it(warehouse, tmp_path):
+    _write_events(tmp_path / "orders.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"order_id": "bad \xff utf-8", "amount": 1, "ts": "2026-10-01"}\n')
+    original = _key_index(warehouse)
+
+    with pytest.raises(SourceFileError):
+        loading.load_file(warehouse, SPEC, bad, tmp_path, "run", chunking=IN_PROCESS)
+    assert _key_index(warehouse) == original  # the failed first load left it as it was
+
+    first = loading.load_file(warehouse, SPEC, tmp_path / "orders.jsonl", tmp_path, "run")
+    rebuilt = _key_index(warehouse)
+    assert rebuilt[0] != original[0] and rebuilt[1] == original[1]
+    assert _rows_found_through_key_index(warehouse) == first.rows_loaded == 129
+
+    second_file = tmp_path / "more.jsonl"
+    second_file.write_text(_ordinary(1000) + "\n" + _ordinary(1001) + "\n")
+    loading.load_file(warehouse, SPEC, second_file, tmp_path, "run")
+    assert _key_index(warehouse) == rebuilt  # a table holding rows keeps its index
+    assert _rows_found_through_key_index(warehouse) == 131
