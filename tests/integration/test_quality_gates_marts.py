@@ -66,6 +66,13 @@ def validated_profiles(conn, table: str) -> set[str]:
     return {row[0] for row in conn.execute(f"select distinct profile_id from {relation}")}
 
 
+def relation_kind(conn, table: str) -> str:
+    relation = mart_scope.validation_relation(table)
+    return conn.execute(
+        "select relkind from pg_class where oid = %s::regclass", (relation,)
+    ).fetchone()[0]
+
+
 def pending(conn) -> set[str | None]:
     rows = conn.execute(
         "select profile_id from dq.gate_pending_profiles where gate = %s", (GATE,)
@@ -79,6 +86,7 @@ def test_after_a_full_build_the_gate_checks_every_profile_and_passes(warehouse):
     everyone = {row[0] for row in conn.execute(f"select distinct profile_id from {HISTORY}")}
     assert validated_profiles(conn, HISTORY) == everyone
     assert pending(conn) == set()
+    assert relation_kind(conn, "marts.fct_touchpoints") == "v"  # every touchpoint: not copied
 
 
 def test_a_bad_row_of_a_rebuilt_profile_fails_gate_marts(warehouse):
@@ -160,3 +168,4 @@ def test_a_restated_touchpoint_from_the_future_fails_gate_marts(warehouse):
     relation = mart_scope.validation_relation("marts.fct_touchpoints")
     restated = conn.execute(f"select count(*) from {relation}").fetchone()[0]
     assert 0 < restated < conn.execute("select count(*) from marts.fct_touchpoints").fetchone()[0]
+    assert relation_kind(conn, "marts.fct_touchpoints") == "r"  # the restated ones, copied once
