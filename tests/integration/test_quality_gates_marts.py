@@ -87,6 +87,7 @@ def test_after_a_full_build_the_gate_checks_every_profile_and_passes(warehouse):
     assert validated_profiles(conn, HISTORY) == everyone
     assert pending(conn) == set()
     assert relation_kind(conn, "marts.fct_touchpoints") == "v"  # every touchpoint: not copied
+    assert relation_kind(conn, HISTORY) == "v"  # every profile: not copied
 
 
 def test_a_bad_row_of_a_rebuilt_profile_fails_gate_marts(warehouse):
@@ -98,8 +99,9 @@ def test_a_bad_row_of_a_rebuilt_profile_fails_gate_marts(warehouse):
     )
     failures = gate("dan-broken")
     assert (HISTORY, "expect_column_values_to_be_in_set", "stage") in failures
-    # the gate read the rebuilt profile's rows only
+    # the gate read the rebuilt profile's rows only, copied once for the suite's checks
     assert validated_profiles(conn, HISTORY) == {DAN}
+    assert relation_kind(conn, HISTORY) == "r"
     assert validated_profiles(conn, "marts.customer_current_stage") == {DAN}
     assert pending(conn) == {DAN}
 
