@@ -215,9 +215,15 @@ def _create(conn: psycopg.Connection, name: str, kind: str, query: sql.Composabl
         conn.execute(sql.SQL("analyze {}").format(_identifier(name)))
 
 
+def _validates_every_row(table: str, scope: MartScope) -> bool:
+    """Whether the gate validates the whole table: every profile is listed, or (touchpoints)
+    the gate has not passed on them yet."""
+    return scope.every_profile or (table == TOUCHPOINTS and scope.watermark is None)
+
+
 def _profile_rows(table: str, scope: MartScope) -> sql.Composable:
     query = sql.SQL("select * from {}").format(_identifier(table))
-    if scope.every_profile:
+    if _validates_every_row(table, scope):
         return query
     return query + sql.SQL(" where ") + _listed(scope.gate)
 
@@ -226,7 +232,7 @@ def _touchpoint_rows(scope: MartScope) -> sql.Composable:
     """Touchpoints restated in the scope, and those of listed profiles that are gone; every
     touchpoint before the gate first passed or when every profile is listed."""
     query = sql.SQL("select * from {}").format(_identifier(TOUCHPOINTS))
-    if scope.every_profile or scope.watermark is None:
+    if _validates_every_row(TOUCHPOINTS, scope):
         return query
     restated = sql.SQL(
         "touchpoint_id = any(array(select restated.touchpoint_id from {} as restated"
@@ -249,8 +255,7 @@ def _relation_kind(table: str, scope: MartScope) -> str:
     kind = PROFILE_MARTS.get(table, "part")
     if kind != "part":
         return kind
-    every_row = scope.every_profile or (table == TOUCHPOINTS and scope.watermark is None)
-    return "view" if every_row else "table"
+    return "view" if _validates_every_row(table, scope) else "table"
 
 
 def prepare(conn: psycopg.Connection, gate: str, tables: list[str]) -> MartScope | None:

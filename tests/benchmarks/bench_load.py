@@ -166,7 +166,8 @@ def loader_child(url: str, data_dir: str, file_name: str, first_file: str = "") 
         workers = os.environ.get("JOURNEY_BENCH_WORKERS")
         chunking = loading.Chunking(workers=None if workers is None else int(workers))
         if first_file:
-            loading.load_file(conn, spec, Path(data_dir) / first_file, Path(data_dir), "bench")
+            first = Path(data_dir) / first_file
+            loading.load_file(conn, spec, first, Path(data_dir), "bench", chunking=chunking)
         server_cpu = cpu_seconds(conn.execute(SELF_STAT).fetchone()[0])
         client_cpu = _own_and_workers_cpu()
         started = time.perf_counter()
