@@ -170,33 +170,55 @@
     as an entry. Columns: the group, profile_id, attempt_number, start_touchpoint_id,
     started_at, timeout_at, completed_at, ended_at, is_final and attempt_id (hash of group,
     profile and starting touchpoint). Needs `with recursive`; PostgreSQL arrays.
+
+    With a `scope` (profile_rebuild_scope()) and `stored` (a CTE of the stored attempts of the
+    listed profiles: the group, profile_id, attempt_number, started_at, start_touchpoint_id,
+    ended_at, tail_at (the model's profile_tail_column), is_final), only the attempts from
+    each listed profile's rebuild_from on are chained (`<prefix>_resume`): those whose
+    tail_at is before it are kept, and the chain goes on after the last of them, reading the
+    touchpoints from where the first attempt it replaces started (or rebuild_from) only.
 -#}
-{% macro chained_attempts(touchpoints, group_column, groups, prefix) -%}
+{% macro chained_attempts(touchpoints, group_column, groups, prefix, scope=none, stored=none) -%}
 {%- set any_entry = groups | selectattr('entry_is_any') | list | length > 0 %}
 {%- set types = groups | map(attribute='entry_events') | sum(start=[])
     + groups | map(attribute='goal_events') | sum(start=[]) %}
+{%- set resumed = scope is not none %}
+{%- if resumed %}
+{{ _chain_resume(group_column, groups, prefix, scope, stored) }},
+{%- endif %}
 {{ prefix }}_entry_arrays as (
 
     select
-        profile_id
-        {%- for group in groups %},
+        touchpoints.profile_id
+        {%- for group in groups %}
+        {%- set entry_filter = touchpoint_type_in('touchpoint_type', group.entry_events)
+            ~ (_resumed_entry(loop.index) if resumed else '') %}
+        {%- set goal_filter = touchpoint_type_in('touchpoint_type', group.goal_events)
+            ~ (_resumed_goal(loop.index) if resumed else '') %},
         array_agg(occurred_at order by occurred_at, touchpoint_id)
-            filter (where {{ touchpoint_type_in('touchpoint_type', group.entry_events) }})
+            filter (where {{ entry_filter }})
             as entry_times_{{ loop.index }},
         array_agg(touchpoint_id order by occurred_at, touchpoint_id)
-            filter (where {{ touchpoint_type_in('touchpoint_type', group.entry_events) }})
-            as entry_ids_{{ loop.index }}
-        {%- if group.goal_events %},
+            filter (where {{ entry_filter }})
+            as entry_ids_{{ loop.index }},
+        {%- if group.goal_events %}
         array_agg(occurred_at order by occurred_at)
-            filter (where {{ touchpoint_type_in('touchpoint_type', group.goal_events) }})
-            as goal_times_{{ loop.index }}
+            filter (where {{ goal_filter }})
+            as goal_times_{{ loop.index }},
         {%- endif %}
+        {{ 'min(resume.kept_number_' ~ loop.index ~ ')' if resumed else 'cast(null as integer)' }}
+            as kept_number_{{ loop.index }}
         {%- endfor %}
-    from {{ touchpoints }}
+    from {{ touchpoints }} as touchpoints
+    {%- if resumed %}
+    inner join {{ prefix }}_resume as resume
+        on resume.profile_id = touchpoints.profile_id
+        and touchpoints.occurred_at >= resume.read_from
+    {%- endif %}
     {%- if not any_entry %}
     where touchpoint_type in ('{{ types | unique | join("', '") }}')
     {%- endif %}
-    group by profile_id
+    group by touchpoints.profile_id
 
 ),
 
@@ -215,7 +237,8 @@
         {%- endif %}
         interval '{{ group.timeout_days }} days' as timeout,
         interval '{{ 1 if group.entry_is_any else 0 }} microsecond' as goal_offset,
-        {{ 'true' if group.repeatable else 'false' }} as is_repeatable
+        {{ 'true' if group.repeatable else 'false' }} as is_repeatable,
+        coalesce(kept_number_{{ loop.index }}, 0) + 1 as first_attempt_number
     from {{ prefix }}_entry_arrays
     where entry_times_{{ loop.index }} is not null
     {%- if not loop.last %}
@@ -230,7 +253,7 @@
 
     select
         {{ _entry_columns('entries', group_column) }},
-        1 as attempt_number,
+        entries.first_attempt_number as attempt_number,
         attempt.*
     from {{ prefix }}_entries as entries
     cross join lateral ({{ _attempt_at('entries', '1') }}) as attempt
@@ -265,6 +288,111 @@
     from {{ prefix }}_chain
 
 )
+{%- endmacro %}
+
+{#-
+    `<prefix>_resume`: one row per listed profile of `scope` with, per group i, where its
+    chain goes on. The stored attempts whose tail_at is before the profile's rebuild_from
+    cannot change (their touchpoints and timeouts are all before it); the last of them
+    (kept_*_i) is where the chain goes on: at the first entry at or after its end and after
+    its start, none when it is final (done_i). Entries before rebuild_from are unchanged, so
+    the first entry the chain can use is where the first stored attempt it replaces started,
+    or at rebuild_from when there was none (from_i); read_from is the earliest any group needs.
+-#}
+{% macro _chain_resume(group_column, groups, prefix, scope, stored) -%}
+{{ prefix }}_listed as (
+
+    select profile_id, rebuild_from
+    from {{ scope }}
+    where profile_id is not null
+
+),
+
+{{ prefix }}_kept_last as (
+
+    select distinct on (stored.{{ group_column }}, stored.profile_id)
+        stored.{{ group_column }},
+        stored.profile_id,
+        stored.attempt_number,
+        stored.started_at,
+        stored.start_touchpoint_id,
+        stored.ended_at,
+        stored.is_final
+    from {{ stored }} as stored
+    inner join {{ prefix }}_listed as listed
+        on listed.profile_id = stored.profile_id
+    where stored.tail_at < listed.rebuild_from
+    order by stored.{{ group_column }}, stored.profile_id, stored.attempt_number desc
+
+),
+
+{{ prefix }}_replaced_first as (
+
+    select stored.{{ group_column }}, stored.profile_id, min(stored.started_at) as started_at
+    from {{ stored }} as stored
+    inner join {{ prefix }}_listed as listed
+        on listed.profile_id = stored.profile_id
+    where stored.tail_at >= listed.rebuild_from
+    group by stored.{{ group_column }}, stored.profile_id
+
+),
+
+{{ prefix }}_resume_by_group as (
+
+    select
+        listed.profile_id
+        {%- for group in groups %},
+        kept_{{ loop.index }}.attempt_number as kept_number_{{ loop.index }},
+        kept_{{ loop.index }}.started_at as kept_started_at_{{ loop.index }},
+        kept_{{ loop.index }}.start_touchpoint_id as kept_touchpoint_id_{{ loop.index }},
+        kept_{{ loop.index }}.ended_at as kept_ended_at_{{ loop.index }},
+        coalesce(kept_{{ loop.index }}.is_final, false) as done_{{ loop.index }},
+        least(listed.rebuild_from, replaced_{{ loop.index }}.started_at) as from_{{ loop.index }}
+        {%- endfor %}
+    from {{ prefix }}_listed as listed
+    {%- for group in groups %}
+    left join {{ prefix }}_kept_last as kept_{{ loop.index }}
+        on kept_{{ loop.index }}.profile_id = listed.profile_id
+        and kept_{{ loop.index }}.{{ group_column }} = '{{ group.name }}'
+    left join {{ prefix }}_replaced_first as replaced_{{ loop.index }}
+        on replaced_{{ loop.index }}.profile_id = listed.profile_id
+        and replaced_{{ loop.index }}.{{ group_column }} = '{{ group.name }}'
+    {%- endfor %}
+
+),
+
+{{ prefix }}_resume as (
+
+    select
+        *,
+        least(
+            {%- for group in groups %}
+            case when not done_{{ loop.index }} then from_{{ loop.index }} end
+            {%- if not loop.last %},{% endif %}
+            {%- endfor %}
+        ) as read_from
+    from {{ prefix }}_resume_by_group
+
+)
+{%- endmacro %}
+
+{#- ` and` the conditions on a touchpoint to be an entry of group `i` when resumed. -#}
+{% macro _resumed_entry(i) -%}
+    {{ ' ' }}and not resume.done_{{ i }}
+            and touchpoints.occurred_at >= resume.from_{{ i }}
+            and (
+                resume.kept_number_{{ i }} is null
+                or (
+                    touchpoints.occurred_at >= resume.kept_ended_at_{{ i }}
+                    and (touchpoints.occurred_at, touchpoints.touchpoint_id)
+                        > (resume.kept_started_at_{{ i }}, resume.kept_touchpoint_id_{{ i }})
+                )
+            )
+{%- endmacro %}
+
+{#- ` and` the conditions on a touchpoint to be a goal of group `i` when resumed. -#}
+{% macro _resumed_goal(i) -%}
+    {{ ' ' }}and not resume.done_{{ i }} and touchpoints.occurred_at >= resume.from_{{ i }}
 {%- endmacro %}
 
 {#- The columns of a `<prefix>_entries` row, qualified by `row`. -#}

@@ -10,6 +10,11 @@
         of every listed profile are deleted (profiles that no longer exist included) and the
         recomputed rows inserted.
 
+    Models whose rows are episodes in time (journey episodes, funnel attempts) use
+    incremental_strategy='profile_tail_replace' instead: only the listed profiles' rows whose
+    config profile_tail_column (a time) is at or after the profile's rebuild_from are replaced
+    (profile_rebuild_tail_filter); earlier rows cannot have changed.
+
     A first run, a --full-refresh, or a run int_profiles_to_rebuild marks rebuild_all
     (first build of the list, as_of moved backwards, changed rules) rebuilds everything.
 -#}
@@ -46,6 +51,21 @@
 {%- endmacro %}
 
 
+{#- `and <alias>.<column> is at or after its listed profile's rebuild_from` on an incremental
+    run (with profile_rebuild_filter on the profile, which finds the rows by index), nothing
+    otherwise. -#}
+{% macro profile_rebuild_tail_filter(scope, alias, column) -%}
+    {%- if scope is not none %}
+    {{- profile_rebuild_filter(scope, alias ~ '.profile_id') }}
+    and exists (
+        select 1 from {{ scope }} as listed
+        where listed.profile_id = {{ alias }}.profile_id
+            and {{ alias }}.{{ column }} >= listed.rebuild_from
+    )
+    {%- endif %}
+{%- endmacro %}
+
+
 {#- Custom incremental strategy: replace the listed profiles' rows (all rows without a list).
     The table is analyzed first: its delete, and the models reading it after, look the listed
     profiles up with `= any(array(...))`, which without statistics the planner may answer with
@@ -55,6 +75,18 @@
     {{ identity_analyze_sql(arg_dict['target_relation']) }};
     delete from {{ arg_dict['target_relation'] }}
     where true {{ profile_rebuild_filter(scope) }};
+    {{ get_incremental_append_sql(arg_dict) }}
+{%- endmacro %}
+
+
+{#- Custom incremental strategy: replace the listed profiles' rows from their rebuild_from on
+    (by the model's config profile_tail_column); all rows without a list. -#}
+{% macro get_incremental_profile_tail_replace_sql(arg_dict) -%}
+    {%- set scope = profile_rebuild_scope() -%}
+    {%- set column = config.require('profile_tail_column') -%}
+    {{ identity_analyze_sql(arg_dict['target_relation']) }};
+    delete from {{ arg_dict['target_relation'] }} as stored
+    where true {{ profile_rebuild_tail_filter(scope, 'stored', column) }};
     {{ get_incremental_append_sql(arg_dict) }}
 {%- endmacro %}
 
@@ -91,8 +123,22 @@
 {% macro touchpoint_changes_create_sql(touchpoints) -%}
     create table if not exists {{ touchpoint_changes_relation(touchpoints) }} (
         profile_id {{ dbt.type_string() }} not null,
-        changed_at timestamp with time zone not null
-    )
+        changed_at timestamp with time zone not null,
+        changed_from timestamp with time zone
+    );
+    alter table {{ touchpoint_changes_relation(touchpoints) }}
+        add column if not exists changed_from timestamp with time zone
+{%- endmacro %}
+
+
+{#- Log the profiles of the `changed` rows (profile_id, occurred_at: a CTE) with the earliest
+    time each changed at. -#}
+{% macro touchpoint_changes_insert_sql(relation, changed) -%}
+    insert into {{ touchpoint_changes_relation(relation) }} (profile_id, changed_at, changed_from)
+    select profile_id, {{ build_timestamp() }}, min(occurred_at)
+    from {{ changed }}
+    where profile_id is not null
+    group by profile_id
 {%- endmacro %}
 
 
@@ -123,10 +169,7 @@
          except
          select {{ column_list }} from replaced)
     )
-    insert into {{ touchpoint_changes_relation(target) }} (profile_id, changed_at)
-    select distinct profile_id, {{ build_timestamp() }}
-    from differing
-    where profile_id is not null;
+    {{ touchpoint_changes_insert_sql(target, 'differing') }};
     {{ get_incremental_append_sql(arg_dict) }}
 {%- endmacro %}
 
@@ -183,11 +226,13 @@
 {%- endmacro %}
 
 
-{#- The models that replace the listed profiles' rows (incremental_strategy profile_replace). -#}
+{#- The models that replace the listed profiles' rows (incremental_strategy profile_replace
+    or profile_tail_replace). -#}
 {% macro profile_rebuild_models() -%}
     {%- set names = [] -%}
     {%- for node in graph.nodes.values() -%}
-        {%- if node.resource_type == 'model' and node.config.get('incremental_strategy') == 'profile_replace' -%}
+        {%- if node.resource_type == 'model'
+            and node.config.get('incremental_strategy') in ['profile_replace', 'profile_tail_replace'] -%}
             {%- do names.append(node.name) -%}
         {%- endif -%}
     {%- endfor -%}

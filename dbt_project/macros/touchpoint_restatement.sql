@@ -139,12 +139,9 @@
             delete from {{ relation }}
             where occurred_at >= {{ utc_timestamp_literal(touchpoint_window_start()) }}
                 and restated_at < {{ build_timestamp() }}
-            returning profile_id
+            returning profile_id, occurred_at
         )
-        insert into {{ touchpoint_changes_relation(relation) }} (profile_id, changed_at)
-        select distinct profile_id, {{ build_timestamp() }}
-        from vanished
-        where profile_id is not null
+        {{ touchpoint_changes_insert_sql(relation, 'vanished') }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -19,6 +20,7 @@ FIXTURE = DBT_PROJECT / "integration_tests" / "fixtures" / "raw_fixture.sql"
 # The fixture's own as-of time, then one after alice's lapse (90 days after her last activity,
 # early March) and her open repeat-purchase episode's timeout (2025-04-25) fell due.
 AS_OF, LATER = "2025-04-21 00:00:00", "2025-07-01 00:00:00"
+LATE_VIEW_AT = datetime(2025, 6, 30, 12, tzinfo=UTC)
 COMPARED = ["intermediate", "marts"]
 ALICE = "anonymous_id:anon-a1"
 DAN = "anonymous_id:anon-d1"
@@ -33,6 +35,19 @@ PROFILE_TABLES = [
     "intermediate.int_customer_profiles",
     "marts.dim_customer_contactability",
 ]
+# Tables of episodes in time: a listed profile's rows from its rebuild_from on are rewritten.
+TAIL_COLUMNS = {
+    "intermediate.int_journey_episodes_chained": "timeout_at",
+    "intermediate.int_funnel_attempts_chained": "window_ends_at",
+    "marts.fct_journey_episodes": "timeout_at",
+    "marts.fct_funnel_attempts": "window_ends_at",
+}
+DAN_LATE_VIEW = (
+    "insert into raw.web_events (event_id, anonymous_id, event, url, device, ts,"
+    " _batch_id, _source_file, _line_number, _loaded_at)"
+    " values ('w900', 'anon-d1', 'product_view', '/p/hat', 'mobile',"
+    " '2025-06-30 12:00:00+00', 'fixture-0002', 'web_events/late.jsonl', 1, now())"
+)
 
 
 def profile_id(identifier_key: str) -> str:
@@ -165,20 +180,30 @@ def test_an_as_of_advance_rewrites_only_the_profiles_it_lists(warehouse, as_of_a
     )
 
 
-def test_a_delivery_for_one_person_rewrites_only_that_profile(warehouse, as_of_advance):
+@pytest.fixture(scope="module")
+def late_delivery(warehouse, as_of_advance, server_url):
+    """A late touchpoint for one person built incrementally, and the same data built whole."""
     url, conn = warehouse
-    dan = profile_id(DAN)
-    touchpoints = conn.execute(
-        "select touchpoint_count from marts.dim_customers where profile_id = %s", (dan,)
+    before = conn.execute(
+        "select touchpoint_count from marts.dim_customers where profile_id = %s",
+        (profile_id(DAN),),
     ).fetchone()[0]
-    conn.execute(
-        "insert into raw.web_events (event_id, anonymous_id, event, url, device, ts,"
-        " _batch_id, _source_file, _line_number, _loaded_at)"
-        " values ('w900', 'anon-d1', 'product_view', '/p/hat', 'mobile',"
-        " '2025-06-30 12:00:00+00', 'fixture-0002', 'web_events/late.jsonl', 1, now())"
-    )
+    conn.execute(DAN_LATE_VIEW)
     marker = conn.execute("select txid_current()").fetchone()[0]
     build(url, LATER)
+    with fresh_database(server_url, "profiles_late_full") as full_url:
+        with psycopg.connect(full_url, autocommit=True) as full:
+            full.execute(FIXTURE.read_text())
+            full.execute(DAN_LATE_VIEW)
+        build(full_url, LATER)
+        states = [fingerprint(u, schemas=COMPARED, include_views=True) for u in (url, full_url)]
+    return before, marker, states
+
+
+def test_a_delivery_for_one_person_rewrites_only_that_profile(warehouse, late_delivery):
+    _, conn = warehouse
+    touchpoints, marker, _ = late_delivery
+    dan = profile_id(DAN)
     rebuild_all, profiles = listed(conn)
     assert not rebuild_all and set(profiles) == {dan}
     assert "touchpoint" in profiles[dan]
@@ -186,7 +211,10 @@ def test_a_delivery_for_one_person_rewrites_only_that_profile(warehouse, as_of_a
     assert {table: set(rows) for table, rows in written.items() if rows} == {
         table: {dan}
         for table in PROFILE_TABLES
-        if conn.execute(f"select 1 from {table} where profile_id = %s", (dan,)).fetchone()
+        if conn.execute(
+            f"select 1 from {table} where profile_id = %s {tail_condition(table)}",
+            (dan, LATE_VIEW_AT),
+        ).fetchone()
     }
     assert written["intermediate.int_customer_profiles"] == {dan: 1}
     assert (
@@ -195,3 +223,42 @@ def test_a_delivery_for_one_person_rewrites_only_that_profile(warehouse, as_of_a
         ).fetchone()[0]
         == touchpoints + 1
     )
+
+
+def tail_condition(table: str) -> str:
+    """The rows of `table` a profile rebuilt from LATE_VIEW_AT on gets rewritten."""
+    column = TAIL_COLUMNS.get(table)
+    return f"and {column} >= %s" if column else "and %s is not null"
+
+
+def test_a_late_touchpoint_keeps_the_episodes_that_settled_before_it(warehouse, late_delivery):
+    _, conn = warehouse
+    _, marker, _ = late_delivery
+    dan = profile_id(DAN)
+    rebuild_from = conn.execute(
+        "select rebuild_from from intermediate.int_profiles_to_rebuild where profile_id = %s",
+        (dan,),
+    ).fetchone()[0]
+    assert rebuild_from == LATE_VIEW_AT
+    written = written_since(conn, marker)
+    for table, column in TAIL_COLUMNS.items():
+        kept, rewritten = conn.execute(
+            f"select count(*) filter (where {column} < %s), count(*) filter (where {column} >= %s)"
+            f" from {table} where profile_id = %s",
+            (LATE_VIEW_AT, LATE_VIEW_AT, dan),
+        ).fetchone()
+        assert written[table].get(dan, 0) == rewritten > 0, table
+        if "journey" in table:  # his first visit's episode, abandoned in March, stays
+            assert kept == 1, table
+    episodes = conn.execute(
+        "select episode_number, state from marts.fct_journey_episodes"
+        " where profile_id = %s and journey = 'first_purchase' order by episode_number",
+        (dan,),
+    ).fetchall()
+    assert episodes == [(1, "abandoned"), (2, "open")]
+
+
+def test_a_late_touchpoint_builds_what_a_full_build_builds(late_delivery):
+    incremental, full = late_delivery[2]
+    assert sorted(incremental) == sorted(full)
+    assert [table for table in full if incremental[table] != full[table]] == []

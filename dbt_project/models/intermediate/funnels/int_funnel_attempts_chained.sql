@@ -5,12 +5,15 @@
     the first step-1 touchpoint at or after that. Touchpoints after the as-of time are not
     seen yet. Each profile's step-1 touchpoints are gathered into sorted arrays in one pass
     over the touchpoints, and the attempts chained by binary search in them
-    (chained_attempts, with no goal: every attempt runs its whole window).
+    (chained_attempts, with no goal: every attempt runs its whole window). Incremental by
+    profile from its rebuild_from on: the attempts whose window closed before it are kept,
+    and the chain goes on after the last of them.
 -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='profile_replace',
+        incremental_strategy='profile_tail_replace',
+        profile_tail_column='window_ends_at',
         indexes=[{'columns': ['profile_id']}],
         post_hook="{{ identity_analyze_sql(this) }}",
     )
@@ -37,7 +40,26 @@ touchpoints as (
     }) %}
 {%- endfor %}
 
-{{ chained_attempts('touchpoints', 'funnel', attempt_groups, 'attempt') }},
+{%- if scope is not none %}
+
+stored_attempts as (
+
+    select
+        funnel,
+        profile_id,
+        attempt_number,
+        started_at,
+        start_touchpoint_id,
+        window_ends_at as ended_at,
+        window_ends_at as tail_at,
+        false as is_final
+    from {{ this }}
+    where true {{ profile_rebuild_filter(scope) }}
+
+),
+{%- endif %}
+
+{{ chained_attempts('touchpoints', 'funnel', attempt_groups, 'attempt', scope, 'stored_attempts') }},
 
 final as (
 

@@ -7,12 +7,15 @@
     the previous one ended; a journey with repeatable: false stops after its first completion.
     Touchpoints after the as-of time are not seen yet. Each profile's entries and goals are
     gathered into sorted arrays in one pass over the touchpoints, and the episodes are
-    chained by binary search in them (chained_attempts).
+    chained by binary search in them (chained_attempts). Incremental by profile from its
+    rebuild_from on: the episodes that timed out before it are kept, and the chain goes on
+    after the last of them.
 -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='profile_replace',
+        incremental_strategy='profile_tail_replace',
+        profile_tail_column='timeout_at',
         indexes=[{'columns': ['profile_id']}],
         post_hook="{{ identity_analyze_sql(this) }}",
     )
@@ -26,7 +29,32 @@ touchpoints as (
     {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'touchpoint_type', 'occurred_at'], scope) }}
 ),
 
-{{ chained_attempts('touchpoints', 'journey', journeys, 'episode') }},
+{%- if scope is not none %}
+
+journey_settings as (
+    {{ journey_settings_rows(journeys) }}
+),
+
+stored_episodes as (
+
+    select
+        stored.journey,
+        stored.profile_id,
+        stored.episode_number as attempt_number,
+        stored.started_at,
+        stored.entry_touchpoint_id as start_touchpoint_id,
+        coalesce(stored.completed_at, stored.timeout_at) as ended_at,
+        stored.timeout_at as tail_at,
+        stored.completed_at is not null and not journey_settings.is_repeatable as is_final
+    from {{ this }} as stored
+    inner join journey_settings
+        on journey_settings.journey = stored.journey
+    where true {{ profile_rebuild_filter(scope, 'stored.profile_id') }}
+
+),
+{%- endif %}
+
+{{ chained_attempts('touchpoints', 'journey', journeys, 'episode', scope, 'stored_episodes') }},
 
 final as (
 

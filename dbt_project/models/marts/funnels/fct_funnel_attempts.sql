@@ -3,11 +3,13 @@
     step reached: the steps must happen in the funnel's order, each strictly after the one
     before it (a touchpoint at the same instant does not count) and all within the window
     from the first step. Not adjacent-step joins: step 3 is looked for after the time step 2
-    was reached in this attempt.
+    was reached in this attempt. Incremental by profile from its rebuild_from on: an attempt
+    whose window closed before it is kept as stored.
 -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='profile_replace',
+    incremental_strategy='profile_tail_replace',
+    profile_tail_column='window_ends_at',
     indexes=[{'columns': ['profile_id']}],
     pre_hook="{{ episode_session_settings() }}",
 ) }}
@@ -19,13 +21,32 @@ with
 
 attempts as (
 
-    select * from {{ ref('int_funnel_attempts_chained') }}
-    where true {{ profile_rebuild_filter(scope) }}
+    select * from {{ ref('int_funnel_attempts_chained') }} as chained
+    where true {{ profile_rebuild_tail_filter(scope, 'chained', 'window_ends_at') }}
+
+),
+
+{#- a profile's touchpoints from its earliest attempt to recompute on -#}
+attempts_from as (
+
+    select profile_id, min(started_at) as started_at
+    from attempts
+    group by profile_id
 
 ),
 
 touchpoints as (
-    {{ touchpoints_until_as_of(['profile_id', 'touchpoint_type', 'occurred_at'], scope) }}
+
+    select visible.*
+    from (
+        {{ touchpoints_until_as_of(['profile_id', 'touchpoint_type', 'occurred_at'], scope) }}
+    ) as visible
+    {%- if scope is not none %}
+    inner join attempts_from
+        on attempts_from.profile_id = visible.profile_id
+        and attempts_from.started_at <= visible.occurred_at
+    {%- endif %}
+
 ),
 
 funnel_steps as (

@@ -5,11 +5,14 @@
     unsubscribes, bounces, spam reports) and completed-order revenue (in
     var('reporting_currency')). The entry touchpoint is
     not counted as friction, and its order revenue counts only for entry_event '*' journeys
-    (otherwise it is the previous episode's goal).
+    (otherwise it is the previous episode's goal). Incremental by profile from its
+    rebuild_from on: an episode that timed out before it (settled, its touchpoints unchanged)
+    is kept as stored.
 -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='profile_replace',
+    incremental_strategy='profile_tail_replace',
+    profile_tail_column='timeout_at',
     indexes=[{'columns': ['profile_id']}],
     pre_hook="{{ episode_session_settings() }}",
 ) }}
@@ -21,8 +24,17 @@ with
 
 episodes as (
 
-    select * from {{ ref('int_journey_episodes_chained') }}
-    where true {{ profile_rebuild_filter(scope) }}
+    select * from {{ ref('int_journey_episodes_chained') }} as chained
+    where true {{ profile_rebuild_tail_filter(scope, 'chained', 'timeout_at') }}
+
+),
+
+{#- a profile's touchpoints from its earliest episode to recompute on -#}
+episodes_from as (
+
+    select profile_id, min(started_at) as started_at
+    from episodes
+    group by profile_id
 
 ),
 
@@ -35,6 +47,11 @@ touchpoints as (
     from (
         {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'channel', 'touchpoint_type', 'occurred_at'], scope) }}
     ) as visible
+    {%- if scope is not none %}
+    inner join episodes_from
+        on episodes_from.profile_id = visible.profile_id
+        and episodes_from.started_at <= visible.occurred_at
+    {%- endif %}
     left join {{ ref('int_orders_converted') }} as converted_orders
         on converted_orders.profile_id = visible.profile_id
         and converted_orders.touchpoint_id = visible.touchpoint_id
