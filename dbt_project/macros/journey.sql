@@ -25,6 +25,19 @@
     cast(timezone('UTC', {{ column_name }}) as date)
 {%- endmacro %}
 
+{#- The start of a date in UTC, as a timestamp with time zone. -#}
+{% macro utc_midnight(date_expression) -%}
+    {{ return(adapter.dispatch('utc_midnight', 'journeyflow')(date_expression)) }}
+{%- endmacro %}
+
+{% macro default__utc_midnight(date_expression) -%}
+    cast({{ date_expression }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro postgres__utc_midnight(date_expression) -%}
+    timezone('UTC', cast({{ date_expression }} as timestamp))
+{%- endmacro %}
+
 {#- Median of an expression, as an aggregate. -#}
 {% macro median(expression) -%}
     {{ return(adapter.dispatch('median', 'journeyflow')(expression)) }}

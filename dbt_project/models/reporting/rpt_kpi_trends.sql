@@ -7,12 +7,6 @@
 
 with
 
-touchpoints as (
-
-    select * from {{ ref('fct_touchpoints') }}
-
-),
-
 stage_history as (
 
     select * from {{ ref('fct_customer_stage_history') }}
@@ -36,16 +30,11 @@ weekly_revenue as (
 
 ),
 
-{#- One row per customer and week first, then counted: `count(distinct ...)` sorted every
-    week's touchpoints twice (34 s against 15 s on 10 M touchpoints). -#}
+{#- One row per customer and week, kept up to date by profile (int_customer_weeks): grouping
+    every touchpoint by customer and week took 20 s of each run on 10 M touchpoints. -#}
 customer_weeks as (
 
-    select
-        {{ week_start(utc_date('occurred_at')) }} as week_start,
-        profile_id,
-        sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as orders
-    from touchpoints
-    group by {{ week_start(utc_date('occurred_at')) }}, profile_id
+    select * from {{ ref('int_customer_weeks') }}
 
 ),
 
