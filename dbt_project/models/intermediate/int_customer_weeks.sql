@@ -2,8 +2,8 @@
     One row per profile and ISO week (Monday start, UTC) with a touchpoint: how many, and how
     many completed orders (rpt_kpi_trends counts active and ordering customers from it).
     Incremental by profile from its rebuild_from on (profile_tail_replace on week_ends_at):
-    the weeks that ended before it are kept, so a run reads the listed profiles' recent
-    touchpoints only instead of grouping every touchpoint by customer and week.
+    the weeks that ended before it are kept, so a run reads the listed profiles' touchpoints
+    only, and groups their recent weeks only, instead of every touchpoint by customer and week.
 -#}
 {{ config(
     materialized='incremental',
@@ -17,34 +17,27 @@ with
 
 touchpoints as (
 
-    select touchpoints.profile_id, touchpoints.touchpoint_type, touchpoints.occurred_at
-    from {{ ref('fct_touchpoints') }} as touchpoints
-    {%- if scope is not none %}
-    {#- every touchpoint of a week ending at or after rebuild_from is at most 7 days before it #}
-    inner join {{ scope }} as listed
-        on listed.profile_id = touchpoints.profile_id
-        and touchpoints.occurred_at >= listed.rebuild_from - interval '7 days'
-    {%- endif %}
-    where true {{ profile_rebuild_filter(scope, 'touchpoints.profile_id') }}
+    select
+        profile_id,
+        touchpoint_type,
+        {{ week_start(utc_date('occurred_at')) }} as week_start
+    from {{ ref('fct_touchpoints') }}
+    where true {{ profile_rebuild_filter(scope) }}
 
 ),
 
-grouped as (
+touchpoint_weeks as (
 
     select
-        {{ week_start(utc_date('occurred_at')) }} as week_start,
-        profile_id,
-        count(*) as touchpoints,
-        sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as orders
+        touchpoints.*,
+        {{ utc_midnight(dbt.dateadd('day', 7, 'touchpoints.week_start')) }} as week_ends_at
     from touchpoints
-    group by {{ week_start(utc_date('occurred_at')) }}, profile_id
-
-),
-
-weeks as (
-
-    select *, {{ utc_midnight(dbt.dateadd('day', 7, 'week_start')) }} as week_ends_at
-    from grouped
+    {%- if scope is not none %}
+    {#- the weeks to recompute (a join: the listed profiles are already found by index) #}
+    inner join {{ scope }} as listed
+        on listed.profile_id = touchpoints.profile_id
+        and {{ utc_midnight(dbt.dateadd('day', 7, 'touchpoints.week_start')) }} >= listed.rebuild_from
+    {%- endif %}
 
 ),
 
@@ -54,10 +47,10 @@ final as (
         week_start,
         week_ends_at,
         profile_id,
-        cast(touchpoints as integer) as touchpoints,
-        cast(orders as integer) as orders
-    from weeks
-    where true {{ profile_rebuild_tail_filter(scope, 'weeks', 'week_ends_at') }}
+        cast(count(*) as integer) as touchpoints,
+        cast(sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as integer) as orders
+    from touchpoint_weeks
+    group by week_start, week_ends_at, profile_id
 
 )
 

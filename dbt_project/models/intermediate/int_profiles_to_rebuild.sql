@@ -30,7 +30,7 @@
 
 {{ config(
     materialized='table',
-    post_hook=["{{ profile_rebuild_prune_changes() }}"],
+    post_hook=["{{ profile_rebuild_prune_changes() }}", "{{ identity_analyze_sql(this) }}"],
 ) }}
 
 {%- set fingerprint = profile_rules_fingerprint() -%}
