@@ -143,34 +143,82 @@
 
 
 {#-
-    Custom incremental strategy of int_touchpoints_unioned: delete+insert on (source,
-    source_record_id), logging the profiles of rows that differ between the replaced and
-    the new version (new rows and rows moved to another profile included).
+    Custom incremental strategy of int_touchpoints_unioned: the restated records (the
+    model's rows, `restated`) are compared with the stored rows by touchpoint id, and only
+    the differences are written, each logged with its profile (int_touchpoint_changes):
+      - a stored row whose restated version differs (any column but restated_at) is
+        replaced; a restated row not stored yet is inserted;
+      - a stored row no source holds any more is deleted: one inside the restatement window
+        that was not restated (a restated day holds exactly what the sources hold now), or
+        one of a restated record that it no longer yields (a reopened ticket's solved row).
+    Rows restated as they were stay as stored (with their restated_at), so a run writes,
+    and the data tests and gates check, only what changed.
 -#}
 {% macro get_incremental_touchpoint_replace_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
-    {%- set columns = arg_dict['dest_columns'] | map(attribute='name')
-        | reject('equalto', 'restated_at') | list -%}
-    {%- set column_list = columns | join(', ') -%}
-    with replaced as (
-        delete from {{ target }} as target
-        using {{ source }} as restated
-        where target.source = restated.source
-            and target.source_record_id = restated.source_record_id
-        returning target.*
-    ),
-    differing as (
-        (select {{ column_list }} from replaced
-         except
-         select {{ column_list }} from {{ source }})
-        union all
-        (select {{ column_list }} from {{ source }}
-         except
-         select {{ column_list }} from replaced)
+    {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
+    {%- set compared = names | reject('equalto', 'restated_at') | list -%}
+    {%- set window_start = utc_timestamp_literal(touchpoint_window_start()) -%}
+    {%- set restated_ids = 'select touchpoint_id from ' ~ source %}
+    {{ identity_analyze_sql(source) }};
+    with removed as (
+        delete from {{ target }} as stored
+        where stored.touchpoint_id in (
+            select stored.touchpoint_id
+            from {{ target }} as stored
+            inner join {{ source }} as restated
+                on restated.touchpoint_id = stored.touchpoint_id
+            where stored.touchpoint_id = any(array({{ restated_ids }}))
+                and ({{ _qualified(compared, 'stored') }})
+                    is distinct from ({{ _qualified(compared, 'restated') }})
+
+            union all
+
+            (
+                select stored.touchpoint_id
+                from {{ target }} as stored
+                where stored.occurred_at >= {{ window_start }}
+
+                union
+
+                select stored.touchpoint_id
+                from {{ target }} as stored
+                inner join (
+                    select distinct source, source_record_id from {{ source }}
+                ) as restated_records
+                    on restated_records.source = stored.source
+                    and restated_records.source_record_id = stored.source_record_id
+                where stored.source_record_id = any(array(select source_record_id from {{ source }}))
+
+                except
+
+                {{ restated_ids }}
+            )
+        )
+        returning stored.profile_id, stored.occurred_at
     )
-    {{ touchpoint_changes_insert_sql(target, 'differing') }};
-    {{ get_incremental_append_sql(arg_dict) }}
+    {{ touchpoint_changes_insert_sql(target, 'removed') }};
+    with added as (
+        insert into {{ target }} ({{ names | join(', ') }})
+        select {{ _qualified(names, 'restated') }}
+        from {{ source }} as restated
+        left join (
+            select touchpoint_id from {{ target }}
+            where touchpoint_id = any(array({{ restated_ids }}))
+        ) as stored
+            on stored.touchpoint_id = restated.touchpoint_id
+        where stored.touchpoint_id is null
+        returning profile_id, occurred_at
+    )
+    {{ touchpoint_changes_insert_sql(target, 'added') }}
+{%- endmacro %}
+
+{#- `columns`, each qualified by `alias`, comma-separated. -#}
+{% macro _qualified(columns, alias) -%}
+    {%- for column in columns -%}
+        {{ alias }}.{{ column }}{% if not loop.last %}, {% endif %}
+    {%- endfor -%}
 {%- endmacro %}
 
 

@@ -130,22 +130,6 @@
 {%- endmacro %}
 
 
-{#- Post-hook: a restated day holds exactly what the sources hold now, so rows inside the
-    window that this run did not rewrite no longer exist in any source (their profiles are
-    logged as changed, see macros/profile_rebuild.sql). -#}
-{% macro touchpoint_delete_vanished(relation) -%}
-    {%- if is_incremental() -%}
-        with vanished as (
-            delete from {{ relation }}
-            where occurred_at >= {{ utc_timestamp_literal(touchpoint_window_start()) }}
-                and restated_at < {{ build_timestamp() }}
-            returning profile_id, occurred_at
-        )
-        {{ touchpoint_changes_insert_sql(relation, 'vanished') }}
-    {%- endif -%}
-{%- endmacro %}
-
-
 {#- A timestamp with time zone literal from its text form (e.g. '2026-11-01 00:00:00+00'). -#}
 {% macro utc_timestamp_literal(text) -%}
     {{ return(adapter.dispatch('utc_timestamp_literal', 'journeyflow')(text)) }}

@@ -44,6 +44,11 @@ TAIL_COLUMNS = {
     "marts.fct_funnel_attempts": "window_ends_at",
     "intermediate.int_customer_weeks": "week_ends_at",
 }
+# Ivan's ticket, solved in February, delivered again open: months before the restatement window.
+IVAN_TICKET_REOPENED = (
+    "update raw.support_tickets set status = 'open', solved_at = null, _loaded_at = now()"
+    " where ticket_id = 't002'"
+)
 DAN_LATE_VIEW = (
     "insert into raw.web_events (event_id, anonymous_id, event, url, device, ts,"
     " _batch_id, _source_file, _line_number, _loaded_at)"
@@ -263,4 +268,30 @@ def test_a_late_touchpoint_keeps_the_episodes_that_settled_before_it(warehouse, 
 def test_a_late_touchpoint_builds_what_a_full_build_builds(late_delivery):
     incremental, full = late_delivery[2]
     assert sorted(incremental) == sorted(full)
+    assert [table for table in full if incremental[table] != full[table]] == []
+
+
+@pytest.fixture(scope="module")
+def reopened_ticket(warehouse, late_delivery, server_url):
+    """A ticket solved long ago delivered again open, built incrementally and whole."""
+    url, conn = warehouse
+    conn.execute(IVAN_TICKET_REOPENED)
+    build(url, LATER)
+    with fresh_database(server_url, "profiles_reopened_full") as full_url:
+        with psycopg.connect(full_url, autocommit=True) as full:
+            full.execute(FIXTURE.read_text())
+            full.execute(DAN_LATE_VIEW)
+            full.execute(IVAN_TICKET_REOPENED)
+        build(full_url, LATER)
+        return [fingerprint(u, schemas=COMPARED, include_views=True) for u in (url, full_url)]
+
+
+def test_a_ticket_delivered_again_open_loses_its_solved_touchpoint(warehouse, reopened_ticket):
+    _, conn = warehouse
+    touchpoints = conn.execute(
+        "select touchpoint_id from intermediate.int_touchpoints_unioned"
+        " where source = 'support' and source_record_id = 't002'"
+    ).fetchall()
+    assert touchpoints == [("ticket_opened:t002",)]
+    incremental, full = reopened_ticket
     assert [table for table in full if incremental[table] != full[table]] == []

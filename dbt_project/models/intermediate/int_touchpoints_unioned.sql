@@ -6,20 +6,22 @@
     usable identifier (e.g. only a blocklisted e-mail); fct_touchpoints keeps attributed
     touchpoints only.
 
-    Incremental (macros/touchpoint_restatement.sql): a run rewrites every touchpoint of the
+    Incremental (macros/touchpoint_restatement.sql): a run restates every touchpoint of the
     source records loaded since the previous run (late-arriving ones included), of the days
     inside the restatement window (var('restatement_lookback_days')) and of the identifiers
-    whose profile id changed; rows of a restated record or day that no
+    whose profile id changed, and writes only the rows that differ from the stored ones
+    (restated_at: when a row was last written); rows of a restated record or day that no
     source holds any more are deleted. A full refresh builds the same table.
-    The profiles of rows that really changed (inserted, different, moved or deleted; not
-    the window's rows rewritten as they were) are logged in int_touchpoint_changes
+    The profiles of the rows written or deleted are logged in int_touchpoint_changes
     (touchpoint_replace strategy, macros/profile_rebuild.sql) for int_profiles_to_rebuild.
     Indexes: the plan reads max(loaded_at) and max(restated_at), the window's records, the
     vanished rows and int_profiles_to_rebuild are found by occurred_at, the records of a
     changed identifier by identifier_value (the staging rows then by their key's index,
     new ones by the raw tables' load time index), the profile marts read the listed
     profiles (profile_id), and the data tests check only the rows restated since they last
-    passed (restated_at), touchpoint ids among all others (unique, also enforced on write).
+    passed (restated_at), touchpoint ids among all others (unique, also enforced on write);
+    a run compares the restated rows with the stored ones by touchpoint id, and finds the
+    stored rows of a restated record by source_record_id.
     Indexes are created with the table: add them to an existing one by a --full-refresh.
 -#}
 
@@ -29,7 +31,7 @@
     incremental_strategy='touchpoint_replace',
     on_schema_change='sync_all_columns',
     pre_hook=["{{ touchpoint_changes_create_sql(this) }}"],
-    post_hook=["{{ touchpoint_delete_vanished(this) }}", "{{ identity_analyze_sql(this) }}"],
+    post_hook=["{{ identity_analyze_sql(this) }}"],
     indexes=[
         {'columns': ['touchpoint_id'], 'unique': True},
         {'columns': ['profile_id']},
@@ -37,6 +39,7 @@
         {'columns': ['loaded_at']},
         {'columns': ['occurred_at']},
         {'columns': ['identifier_value']},
+        {'columns': ['source_record_id']},
     ],
 ) }}
 
