@@ -10,8 +10,8 @@
         of every listed profile are deleted (profiles that no longer exist included) and the
         recomputed rows inserted.
 
-    Models whose rows are episodes in time (journey episodes, funnel attempts) use
-    incremental_strategy='profile_tail_replace' instead: only the listed profiles' rows whose
+    Models whose rows are periods of a profile's time (journey episodes, funnel attempts,
+    customer weeks) use incremental_strategy='profile_tail_replace' instead: only the listed profiles' rows whose
     config profile_tail_column (a time) is at or after the profile's rebuild_from are replaced
     (profile_rebuild_tail_filter); earlier rows cannot have changed.
 
