@@ -531,6 +531,25 @@
     {{- profile_rebuild_filter(scope) }}
 {%- endmacro %}
 
+{#- touchpoints_until_as_of of the profiles of `attempts` (a CTE: profile_id, started_at) as a
+    CTE body: on an incremental run (`scope`), from each profile's first attempt on (only the
+    attempts from its rebuild_from on are recomputed); every visible one otherwise. -#}
+{% macro touchpoints_of_attempts(columns, attempts, scope) -%}
+    select visible.*
+    from (
+        {{ touchpoints_until_as_of(columns, scope) }}
+    ) as visible
+    {%- if scope is not none %}
+    inner join (
+        select profile_id, min(started_at) as started_at
+        from {{ attempts }}
+        group by profile_id
+    ) as attempts_from
+        on attempts_from.profile_id = visible.profile_id
+        and attempts_from.started_at <= visible.occurred_at
+    {%- endif %}
+{%- endmacro %}
+
 {#-
     Pre-hook of the episode and funnel models: their joins run over CTEs whose row estimates
     PostgreSQL guesses badly, and a nested loop over two big CTEs is quadratic; hash joins

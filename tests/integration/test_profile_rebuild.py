@@ -113,6 +113,18 @@ def repeat_purchase_states(conn, profile: str) -> list[str]:
     return [state for (state,) in rows]
 
 
+def states_against_a_full_build(server_url, url: str, name: str, *changes: str) -> list:
+    """Fingerprints of the warehouse at `url` and of one built whole at LATER from the fixture
+    with the same `changes` (SQL statements on the raw tables)."""
+    with fresh_database(server_url, name) as full_url:
+        with psycopg.connect(full_url, autocommit=True) as full:
+            full.execute(FIXTURE.read_text())
+            for change in changes:
+                full.execute(change)
+        build(full_url, LATER)
+        return [fingerprint(u, schemas=COMPARED, include_views=True) for u in (url, full_url)]
+
+
 @pytest.fixture(scope="module")
 def warehouse(server_url):
     with fresh_database(server_url, "profiles") as url:
@@ -136,12 +148,7 @@ def as_of_advance(warehouse, server_url):
     }
     marker = conn.execute("select txid_current()").fetchone()[0]
     build(url, LATER)
-    with fresh_database(server_url, "profiles_full") as full_url:
-        with psycopg.connect(full_url, autocommit=True) as full:
-            full.execute(FIXTURE.read_text())
-        build(full_url, LATER)
-        states = [fingerprint(u, schemas=COMPARED, include_views=True) for u in (url, full_url)]
-    return before, marker, states
+    return before, marker, states_against_a_full_build(server_url, url, "profiles_full")
 
 
 def test_first_build_recomputes_every_profile(warehouse):
@@ -198,12 +205,7 @@ def late_delivery(warehouse, as_of_advance, server_url):
     conn.execute(DAN_LATE_VIEW)
     marker = conn.execute("select txid_current()").fetchone()[0]
     build(url, LATER)
-    with fresh_database(server_url, "profiles_late_full") as full_url:
-        with psycopg.connect(full_url, autocommit=True) as full:
-            full.execute(FIXTURE.read_text())
-            full.execute(DAN_LATE_VIEW)
-        build(full_url, LATER)
-        states = [fingerprint(u, schemas=COMPARED, include_views=True) for u in (url, full_url)]
+    states = states_against_a_full_build(server_url, url, "profiles_late_full", DAN_LATE_VIEW)
     return before, marker, states
 
 
@@ -277,13 +279,9 @@ def reopened_ticket(warehouse, late_delivery, server_url):
     url, conn = warehouse
     conn.execute(IVAN_TICKET_REOPENED)
     build(url, LATER)
-    with fresh_database(server_url, "profiles_reopened_full") as full_url:
-        with psycopg.connect(full_url, autocommit=True) as full:
-            full.execute(FIXTURE.read_text())
-            full.execute(DAN_LATE_VIEW)
-            full.execute(IVAN_TICKET_REOPENED)
-        build(full_url, LATER)
-        return [fingerprint(u, schemas=COMPARED, include_views=True) for u in (url, full_url)]
+    return states_against_a_full_build(
+        server_url, url, "profiles_reopened_full", DAN_LATE_VIEW, IVAN_TICKET_REOPENED
+    )
 
 
 def test_a_ticket_delivered_again_open_loses_its_solved_touchpoint(warehouse, reopened_ticket):

@@ -26,27 +26,8 @@ attempts as (
 
 ),
 
-{#- a profile's touchpoints from its earliest attempt to recompute on -#}
-attempts_from as (
-
-    select profile_id, min(started_at) as started_at
-    from attempts
-    group by profile_id
-
-),
-
 touchpoints as (
-
-    select visible.*
-    from (
-        {{ touchpoints_until_as_of(['profile_id', 'touchpoint_type', 'occurred_at'], scope) }}
-    ) as visible
-    {%- if scope is not none %}
-    inner join attempts_from
-        on attempts_from.profile_id = visible.profile_id
-        and attempts_from.started_at <= visible.occurred_at
-    {%- endif %}
-
+    {{ touchpoints_of_attempts(['profile_id', 'touchpoint_type', 'occurred_at'], 'attempts', scope) }}
 ),
 
 funnel_steps as (

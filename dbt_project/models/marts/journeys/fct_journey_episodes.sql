@@ -29,15 +29,6 @@ episodes as (
 
 ),
 
-{#- a profile's touchpoints from its earliest episode to recompute on -#}
-episodes_from as (
-
-    select profile_id, min(started_at) as started_at
-    from episodes
-    group by profile_id
-
-),
-
 -- completed orders carry their revenue in var('reporting_currency') (int_orders_converted)
 touchpoints as (
 
@@ -45,13 +36,8 @@ touchpoints as (
         visible.*,
         converted_orders.revenue as reporting_amount
     from (
-        {{ touchpoints_until_as_of(['touchpoint_id', 'profile_id', 'channel', 'touchpoint_type', 'occurred_at'], scope) }}
+        {{ touchpoints_of_attempts(['touchpoint_id', 'profile_id', 'channel', 'touchpoint_type', 'occurred_at'], 'episodes', scope) }}
     ) as visible
-    {%- if scope is not none %}
-    inner join episodes_from
-        on episodes_from.profile_id = visible.profile_id
-        and episodes_from.started_at <= visible.occurred_at
-    {%- endif %}
     left join {{ ref('int_orders_converted') }} as converted_orders
         on converted_orders.profile_id = visible.profile_id
         and converted_orders.touchpoint_id = visible.touchpoint_id
