@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -117,21 +119,50 @@ def _devtools_url(process: subprocess.Popen) -> str:
 def visit_page(url: str, screenshot: Path, width: int = 1280, height: int = 900) -> PageVisit:
     """Open `url` in a fresh headless Chromium, read console and charts, save a full-page PNG."""
     visit = PageVisit()
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        process = subprocess.Popen(
-            [chromium_executable(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            socket_url = _devtools_url(process)
-            with connect(socket_url, max_size=64 * 1024 * 1024, open_timeout=10) as socket:
-                _drive(_DevTools(socket, visit), url, screenshot, width, height)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    process = subprocess.Popen(
+        [chromium_executable(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        socket_url = _devtools_url(process)
+        with connect(socket_url, max_size=64 * 1024 * 1024, open_timeout=10) as socket:
+            _drive(_DevTools(socket, visit), url, screenshot, width, height)
+    finally:
+        _stop(process)
+        _remove_profile(profile)
     return visit
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop Chromium and its helper processes (its own process group)."""
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signal_number)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _remove_profile(profile: str) -> None:
+    """Remove the profile directory; a helper process that outlived the browser for a moment
+    may still write into it (seen as 'Directory not empty'), so try again briefly."""
+    for _ in range(20):
+        try:
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.25)
+    shutil.rmtree(profile)
 
 
 def _drive(tools: _DevTools, url: str, screenshot: Path, width: int, height: int) -> None:
