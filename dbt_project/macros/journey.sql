@@ -25,6 +25,13 @@
     cast(timezone('UTC', {{ column_name }}) as date)
 {%- endmacro %}
 
+{#- `columns`, each qualified by `alias`, comma-separated. -#}
+{% macro qualified_columns(columns, alias) -%}
+    {%- for column in columns -%}
+        {{ alias }}.{{ column }}{% if not loop.last %}, {% endif %}
+    {%- endfor -%}
+{%- endmacro %}
+
 {#- The start of a date in UTC, as a timestamp with time zone. -#}
 {% macro utc_midnight(date_expression) -%}
     {{ return(adapter.dispatch('utc_midnight', 'journeyflow')(date_expression)) }}

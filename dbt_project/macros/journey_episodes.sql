@@ -397,9 +397,7 @@
 
 {#- The columns of a `<prefix>_entries` row, qualified by `row`. -#}
 {% macro _entry_columns(row, group_column) -%}
-    {%- for column in [group_column, 'profile_id', 'entry_times', 'entry_ids', 'goal_times', 'timeout', 'goal_offset', 'is_repeatable'] -%}
-        {{ row }}.{{ column }}{% if not loop.last %}, {% endif %}
-    {%- endfor -%}
+    {{ qualified_columns([group_column, 'profile_id', 'entry_times', 'entry_ids', 'goal_times', 'timeout', 'goal_offset', 'is_repeatable'], row) }}
 {%- endmacro %}
 
 {#- Where the attempt after `row`'s starts: the first entry at or after its end, and after its start. -#}

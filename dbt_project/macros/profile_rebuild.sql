@@ -11,9 +11,9 @@
         recomputed rows inserted.
 
     Models whose rows are periods of a profile's time (journey episodes, funnel attempts,
-    customer weeks) use incremental_strategy='profile_tail_replace' instead: only the listed profiles' rows whose
-    config profile_tail_column (a time) is at or after the profile's rebuild_from are replaced
-    (profile_rebuild_tail_filter); earlier rows cannot have changed.
+    customer weeks) use incremental_strategy='profile_tail_replace' instead: only the listed
+    profiles' rows whose config profile_tail_column (a time) is at or after the profile's
+    rebuild_from are replaced (profile_rebuild_tail_filter); earlier rows cannot have changed.
 
     A first run, a --full-refresh, or a run int_profiles_to_rebuild marks rebuild_all
     (first build of the list, as_of moved backwards, changed rules) rebuilds everything.
@@ -170,8 +170,8 @@
             inner join {{ source }} as restated
                 on restated.touchpoint_id = stored.touchpoint_id
             where stored.touchpoint_id = any(array({{ restated_ids }}))
-                and ({{ _qualified(compared, 'stored') }})
-                    is distinct from ({{ _qualified(compared, 'restated') }})
+                and ({{ qualified_columns(compared, 'stored') }})
+                    is distinct from ({{ qualified_columns(compared, 'restated') }})
 
             union all
 
@@ -201,7 +201,7 @@
     {{ touchpoint_changes_insert_sql(target, 'removed') }};
     with added as (
         insert into {{ target }} ({{ names | join(', ') }})
-        select {{ _qualified(names, 'restated') }}
+        select {{ qualified_columns(names, 'restated') }}
         from {{ source }} as restated
         left join (
             select touchpoint_id from {{ target }}
@@ -212,13 +212,6 @@
         returning profile_id, occurred_at
     )
     {{ touchpoint_changes_insert_sql(target, 'added') }}
-{%- endmacro %}
-
-{#- `columns`, each qualified by `alias`, comma-separated. -#}
-{% macro _qualified(columns, alias) -%}
-    {%- for column in columns -%}
-        {{ alias }}.{{ column }}{% if not loop.last %}, {% endif %}
-    {%- endfor -%}
 {%- endmacro %}
 
 

@@ -138,17 +138,16 @@ def visit_page(url: str, screenshot: Path, width: int = 1280, height: int = 900)
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """Stop Chromium and its helper processes (its own process group)."""
-    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+    """Stop Chromium, then kill whatever of its process group (helpers) is still running."""
+    for signal_number, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
         try:
             os.killpg(process.pid, signal_number)
         except ProcessLookupError:
-            return
+            pass
         try:
-            process.wait(timeout=10)
-            return
+            process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
-            continue
+            pass
 
 
 def _remove_profile(profile: str) -> None:

@@ -27,7 +27,6 @@
 
 {{ config(
     materialized='incremental',
-    unique_key=['source', 'source_record_id'],
     incremental_strategy='touchpoint_replace',
     on_schema_change='sync_all_columns',
     pre_hook=["{{ touchpoint_changes_create_sql(this) }}"],
