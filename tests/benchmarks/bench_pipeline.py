@@ -25,18 +25,21 @@ from tests.benchmarks.touchpoint_files import (  # noqa: E402
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 MODEL_LINE = re.compile(r"OK created .*? model (\S+) .*? in ([\d.]+)s\]")
-TEST_LINE = re.compile(r" (?:PASS|WARN) .*? in ([\d.]+)s\]")
+TEST_LINE = re.compile(r" (?:PASS|WARN) (\S+) .*? in ([\d.]+)s\]")
 
 
-def _dbt_timings(log_file: Path, offset: int) -> tuple[dict[str, float], float]:
-    """Seconds per model and for all data tests, from dbt's log lines written after offset."""
+def _dbt_timings(log_file: Path, offset: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per model and per data test, from dbt's log lines written after offset."""
     if not log_file.exists():
-        return {}, 0.0
+        return {}, {}
     with log_file.open(encoding="utf-8", errors="replace") as handle:
         handle.seek(offset)
         text = handle.read()
     models = {name: float(seconds) for name, seconds in MODEL_LINE.findall(text)}
-    return models, sum(float(seconds) for seconds in TEST_LINE.findall(text))
+    tests: dict[str, float] = {}
+    for name, seconds in TEST_LINE.findall(text):
+        tests[name] = tests.get(name, 0.0) + float(seconds)
+    return models, tests
 
 
 def _run(dag, logical_date: datetime, log_file: Path) -> dict:
@@ -58,9 +61,15 @@ def _print_run(title: str, run: dict, top: int) -> None:
     print(f"\n{title}: state {run['state']}, wall time {run['wall']:.1f} s")
     for task, seconds in sorted(run["tasks"].items(), key=lambda item: -item[1]):
         print(f"  {task:<24} {seconds:8.1f} s")
-    print(f"  dbt models (slowest {top}), data tests {run['tests']:.1f} s in all:")
-    for model, seconds in sorted(run["models"].items(), key=lambda item: -item[1])[:top]:
-        print(f"    {model:<50} {seconds:8.1f} s")
+    print(f"  dbt models (slowest {top}):")
+    _print_slowest(run["models"], top)
+    print(f"  data tests {sum(run['tests'].values()):.1f} s in all (slowest {top}):")
+    _print_slowest(run["tests"], top)
+
+
+def _print_slowest(seconds_by_name: dict[str, float], top: int) -> None:
+    for name, seconds in sorted(seconds_by_name.items(), key=lambda item: -item[1])[:top]:
+        print(f"    {name:<50} {seconds:8.1f} s")
 
 
 def _print_comparison(full: dict, incremental: dict) -> None:
