@@ -72,12 +72,23 @@ def embedded_server_url(data_dir: Path, database: str = DEFAULT_DATABASE) -> str
 
 
 def ensure_database(url: str) -> None:
-    """Create the URL's database on its server if it does not exist yet."""
+    """Create the URL's database on its server if it does not exist yet (byte-order collation)."""
     name = database_name(url)
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
         if not exists:
-            conn.execute(f'create database "{name}"')
+            conn.execute(f'create database "{name}" {_byte_order_collation(conn)}')
+
+
+def _byte_order_collation(conn: psycopg.Connection) -> str:
+    """CREATE DATABASE options that sort text by its bytes ("C"), character classes unchanged.
+
+    Ids and codes are what the warehouse sorts and partitions by, in nearly every window
+    function; a linguistic collation (even C.UTF-8) compares them through strcoll and without
+    abbreviated keys, about 2.5 times slower. For UTF-8 text, byte order is code point order.
+    """
+    provider = " locale_provider = libc" if conn.info.server_version >= 150000 else ""
+    return f"template template0{provider} lc_collate 'C'"
 
 
 @contextmanager
