@@ -155,13 +155,46 @@ latest_email as (
 
 ),
 
+-- the touchpoints in one pass (by profile and channel, then by profile): what the profile
+-- did, when, and on which channels
+touchpoints_by_channel as (
+
+    select
+        profile_id,
+        channel,
+        count(*) as touchpoint_count,
+        min(occurred_at) as first_at,
+        max(occurred_at) as last_at,
+        max(case when {{ is_customer_activity('touchpoint_type') }} then occurred_at end)
+            as last_activity_at
+    from touchpoints
+    group by profile_id, channel
+
+),
+
+activity as (
+
+    select
+        profile_id,
+        cast(sum(touchpoint_count) as {{ dbt.type_bigint() }}) as touchpoint_count,
+        min(first_at) as first_at,
+        max(last_at) as last_at,
+        max(last_activity_at) as last_activity_at,
+        {{ dbt.listagg('channel', "','", 'order by channel') }} as channels_used
+    from touchpoints_by_channel
+    group by profile_id
+
+),
+
 sightings as (
 
     select profile_id, first_seen_at as seen_at from identifiers
     union all
     select profile_id, last_seen_at from identifiers
     union all
-    select profile_id, occurred_at from touchpoints
+    select profile_id, first_at from activity
+    union all
+    select profile_id, last_at from activity
 
 ),
 
@@ -172,28 +205,6 @@ seen as (
         min(seen_at) as first_seen_at,
         max(seen_at) as last_seen_at
     from sightings
-    group by profile_id
-
-),
-
-channels as (
-
-    select
-        profile_id,
-        {{ dbt.listagg('channel', "','", 'order by channel') }} as channels_used
-    from (select distinct profile_id, channel from touchpoints) as distinct_channels
-    group by profile_id
-
-),
-
-activity as (
-
-    select
-        profile_id,
-        count(*) as touchpoint_count,
-        max(case when {{ is_customer_activity('touchpoint_type') }} then occurred_at end)
-            as last_activity_at
-    from touchpoints
     group by profile_id
 
 ),
@@ -340,7 +351,7 @@ final as (
         identifier_lists.anonymous_ids,
         seen.first_seen_at,
         seen.last_seen_at,
-        channels.channels_used,
+        activity.channels_used,
         coalesce(activity.touchpoint_count, 0) as touchpoint_count,
         activity.last_activity_at,
         coalesce(revenue.order_count, 0) as order_count,
@@ -360,8 +371,6 @@ final as (
         on latest_email.profile_id = identifier_lists.profile_id
     left join seen
         on seen.profile_id = identifier_lists.profile_id
-    left join channels
-        on channels.profile_id = identifier_lists.profile_id
     left join activity
         on activity.profile_id = identifier_lists.profile_id
     left join revenue
