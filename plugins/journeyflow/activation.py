@@ -225,7 +225,7 @@ def record_decisions(
         conn.execute("select pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         refresh_statistics(conn)
         register_campaigns(conn, config)
-        everyone = audience.snapshot_people(conn, as_of)
+        everyone = audience.snapshot_people(conn, as_of, config.campaigns)
         candidates = []
         for campaign in config.campaigns:
             people = audience.fetch_candidates(conn, campaign, config.policy, as_of, everyone)

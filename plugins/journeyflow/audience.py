@@ -8,6 +8,8 @@ use any of them.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +31,19 @@ CONTACTABILITY_COLUMNS = (
 SPELL_TRIGGERS = ("sql",)
 
 
+# Columns marts.dim_customers computes when read, from every profile's touchpoints of the last
+# 90 days: a snapshot of all profiles spends most of its time on them, so it holds them only
+# when a campaign uses them (in a `sql` predicate or its template data). Left out, the view's
+# join to that aggregation is removed by the planner and the aggregation never runs.
+ROLLING_ACTIVITY_COLUMNS = (
+    "touchpoints_last_30d",
+    "touchpoints_last_90d",
+    "active_days_last_30d",
+    "active_days_last_90d",
+)
+WORD = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
 def _dim_columns(conn: psycopg.Connection) -> list[str]:
     rows = conn.execute(
         "select column_name from information_schema.columns"
@@ -39,9 +54,27 @@ def _dim_columns(conn: psycopg.Connection) -> list[str]:
     return [name for (name,) in rows if name not in CONTACTABILITY_COLUMNS]
 
 
-def people_sql(conn: psycopg.Connection) -> sql.Composed:
-    """Every profile with the columns campaigns may use, and `as_of`."""
-    dim = sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(c)) for c in _dim_columns(conn))
+def columns_used(campaigns: Iterable[Campaign]) -> set[str]:
+    """Every word of the campaigns' `sql` predicates and every template data column: a
+    superset of the profile columns they read."""
+    used: set[str] = set()
+    for campaign in campaigns:
+        used.update(WORD.findall((campaign.trigger.predicate or "").lower()))
+        used.update(column for _, column in campaign.template_data)
+    return used
+
+
+def people_sql(conn: psycopg.Connection, used: set[str] | None = None) -> sql.Composed:
+    """Every profile with the columns campaigns may use, and `as_of`.
+
+    With `used` (see `columns_used`), rolling activity columns that no campaign uses are left out.
+    """
+    columns = [
+        column
+        for column in _dim_columns(conn)
+        if used is None or column not in ROLLING_ACTIVITY_COLUMNS or column in used
+    ]
+    dim = sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(c)) for c in columns)
     contact = sql.SQL(", ").join(
         sql.SQL("c.{}").format(sql.Identifier(c)) for c in CONTACTABILITY_COLUMNS
     )
@@ -52,16 +85,19 @@ def people_sql(conn: psycopg.Connection) -> sql.Composed:
     ).format(dim=dim, contact=contact)
 
 
-def snapshot_people(conn: psycopg.Connection, as_of: datetime) -> sql.Composed:
+def snapshot_people(
+    conn: psycopg.Connection, as_of: datetime, campaigns: Iterable[Campaign]
+) -> sql.Composed:
     """Evaluate people_sql once into a temporary table (dropped at commit) the triggers read.
 
     `marts.dim_customers` computes rolling counts against `as_of` at read time; one evaluation
-    per run instead of one per campaign (and per `sql` audience update).
+    per run instead of one per campaign (and per `sql` audience update), and none of the
+    counts that no campaign uses.
     """
     conn.execute("drop table if exists audience_people")
     conn.execute(
         sql.SQL("create temporary table audience_people on commit drop as {people}").format(
-            people=people_sql(conn)
+            people=people_sql(conn, columns_used(campaigns))
         ),
         {"as_of": as_of},
     )

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
+import psycopg
+import pytest
+from psycopg import sql
+
+from journeyflow import audience
+from journeyflow.campaigns import parse_campaign_config
 from journeyflow.stages import journey_stages
 from tests.integration.conftest import LOGICAL_DATE, TEST_API_KEY, reporting_fingerprint
 from tests.integration.identity_oracle import expected_profile_count
@@ -12,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 SOURCES = ["crm_contacts", "email_events", "orders", "support_tickets", "web_events"]
 CHECKED_SCHEMAS = ("raw", "marts", "reporting", "activation", "intermediate")
+AS_OF = LOGICAL_DATE + timedelta(days=1)  # the run's data interval end
 
 
 def _count(db, relation: str) -> int:
@@ -161,6 +168,42 @@ def test_holdout_people_get_nothing_from_their_campaign(first_run, db):
         " where a.arm = 'global_control'"
     ).fetchall()
     assert {email for email, _ in messages}.isdisjoint({email for (email,) in global_control})
+
+
+def _relations_read(db, query) -> set[str]:
+    """The tables and views' tables a query's plan reads."""
+    explain = sql.SQL("explain (format json) {}").format(query)
+    plan = psycopg.ClientCursor(db).execute(explain, {"as_of": AS_OF}).fetchone()[0]
+    found, nodes = set(), [plan[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        found.add(node.get("Relation Name"))
+        nodes += node.get("Plans", [])
+    return found - {None}
+
+
+def test_the_audience_snapshot_aggregates_recent_activity_only_when_a_campaign_uses_it(
+    first_run, db
+):
+    without = _relations_read(db, audience.people_sql(db, set()))
+    with_activity = _relations_read(db, audience.people_sql(db, {"touchpoints_last_90d"}))
+    assert without < with_activity  # the join to the rolling counts was removed
+    uses_activity = parse_campaign_config(
+        {"campaigns": {"active": {"trigger": {"sql": "touchpoints_last_90d > 0"},
+                                  "content": {"template_id": "d-1"}}}},
+        "c.yml",
+    )  # fmt: skip
+    with db.transaction():
+        people = audience.snapshot_people(db, AS_OF, uses_activity.campaigns)
+        snapshot = db.execute(
+            sql.SQL("select profile_id, touchpoints_last_90d from ({}) p").format(people)
+        ).fetchall()
+        columns = {c.name for c in db.execute("select * from audience_people limit 0").description}
+    expected = db.execute(
+        "select profile_id, touchpoints_last_90d from marts.dim_customers"
+    ).fetchall()  # the view reads the as_of the pipeline ran with
+    assert sorted(snapshot) == sorted(expected) and any(count for _, count in expected)
+    assert "touchpoints_last_30d" not in columns and "is_stalled" in columns
 
 
 def test_mail_requests_never_carry_the_api_key(built_warehouse):

@@ -285,3 +285,22 @@ def test_retry_honours_retry_after_and_stops_on_client_errors():
     assert retry_delay(_http_error(400), attempt=1) is None
     assert retry_delay(_http_error(401), attempt=1) is None
     assert retry_delay(_http_error(429), attempt=4) is None
+
+
+def test_columns_used_are_the_words_of_sql_predicates_and_the_template_data_columns():
+    from journeyflow.audience import columns_used
+
+    config = make_config(
+        {
+            "vip": campaign_body(
+                trigger={"sql": 'Order_Count >= 3 and "touchpoints_last_30d" > 2'},
+                content={"template_id": "d-1", "template_data": {"days": "active_days_last_90d"}},
+            ),
+            "nudge": campaign_body(
+                trigger={"stalled_in_stage": {"stage": "consideration", "days": 3}}
+            ),
+        }
+    )
+    used = columns_used(config.campaigns)
+    assert {"order_count", "touchpoints_last_30d", "active_days_last_90d"} <= used
+    assert "touchpoints_last_90d" not in used and "active_days_last_30d" not in used
