@@ -38,7 +38,15 @@ with
 episodes as (
 
     select
-        *,
+        journey,
+        started_day,
+        state,
+        is_settled,
+        hours_to_goal,
+        support_contacts,
+        unsubscribes,
+        bounces,
+        revenue,
         {{ period_expression }} as period_start,
         case when is_settled then 1 else 0 end as settled,
         case when is_settled and state = 'completed' then 1 else 0 end as settled_completed,
@@ -73,21 +81,50 @@ per_period as (
 
 ),
 
-{#- the journey's own baseline: median time to goal in the days before the period -#}
-baselines as (
+{#-
+    the journey's own baseline: median time to goal in the journey_baseline_days days before
+    the period (periods start at midnight). Each period is expanded to those days first, so
+    that episodes are matched by day (a range join compared every period with every episode).
+    The median is taken of each period's sample collected by a hashed grouping: grouping
+    the (period, episode) pairs by sorting them spilled to disk.
+-#}
+baseline_days as (
 
     select
         per_period.period_start,
         per_period.journey,
-        cast({{ median('earlier.hours_to_goal') }} as {{ dbt.type_numeric() }}) as baseline_hours_to_goal
+        per_period.period_start - days_before.days as started_day
     from per_period
+    cross join generate_series(1, {{ var('journey_baseline_days') }}) as days_before(days)
+
+),
+
+baseline_samples as (
+
+    select
+        baseline_days.period_start,
+        baseline_days.journey,
+        array_agg(earlier.hours_to_goal) as hours_to_goal
+    from baseline_days
     inner join episodes as earlier
-        on earlier.journey = per_period.journey
+        on earlier.journey = baseline_days.journey
+        and earlier.started_day = baseline_days.started_day
         and earlier.state = 'completed'
         and earlier.is_settled
-        and earlier.started_day < per_period.period_start
-        and earlier.started_day >= {{ dbt.dateadd('day', -1 * var('journey_baseline_days'), 'per_period.period_start') }}
-    group by per_period.period_start, per_period.journey
+    group by baseline_days.period_start, baseline_days.journey
+
+),
+
+baselines as (
+
+    select
+        period_start,
+        journey,
+        (
+            select cast({{ median('sample.hours') }} as {{ dbt.type_numeric() }})
+            from unnest(baseline_samples.hours_to_goal) as sample(hours)
+        ) as baseline_hours_to_goal
+    from baseline_samples
 
 ),
 
