@@ -65,6 +65,16 @@ entries as (
 
 ),
 
+-- the only touchpoints an outcome counts: goal touchpoints and completed orders (revenue)
+outcome_touchpoints as (
+
+    select profile_id, occurred_at, touchpoint_type, amount
+    from touchpoints
+    where touchpoint_type = 'order_completed'
+        or touchpoint_type in (select goal_touchpoint_type from campaigns)
+
+),
+
 outcomes as (
 
     select
@@ -74,7 +84,7 @@ outcomes as (
         sum(case when touchpoints.touchpoint_type = 'order_completed' then touchpoints.amount else 0 end)
             as revenue
     from entries
-    left join touchpoints
+    left join outcome_touchpoints as touchpoints
         on touchpoints.profile_id = entries.profile_id
         and touchpoints.occurred_at > entries.decided_for
         and touchpoints.occurred_at <= {{ dbt.dateadd('day', 'entries.attribution_days', 'entries.decided_for') }}
