@@ -168,7 +168,10 @@ touchpoints_by_channel as (
         max(case when {{ is_customer_activity('touchpoint_type') }} then occurred_at end)
             as last_activity_at
     from touchpoints
-    group by profile_id, channel
+    {#- channel first: grouped by profile first, the planner sorted every touchpoint of the
+        listed profiles (3.5 M of 10 M, spilling 190 MB) to hand `activity` its groups in
+        profile order; this way it hashes them into (channel, profile) groups and sorts those #}
+    group by channel, profile_id
 
 ),
 
