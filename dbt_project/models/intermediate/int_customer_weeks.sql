@@ -20,6 +20,7 @@ touchpoints as (
     select
         profile_id,
         touchpoint_type,
+        occurred_at,
         {{ week_start(utc_date('occurred_at')) }} as week_start
     from {{ ref('fct_touchpoints') }}
     where true {{ profile_rebuild_filter(scope) }}
@@ -29,13 +30,18 @@ touchpoints as (
 touchpoint_weeks as (
 
     select
-        touchpoints.*,
+        touchpoints.profile_id,
+        touchpoints.touchpoint_type,
+        touchpoints.week_start,
         {{ utc_midnight(dbt.dateadd('day', 7, 'touchpoints.week_start')) }} as week_ends_at
     from touchpoints
     {%- if scope is not none %}
-    {#- the weeks to recompute (a join: the listed profiles are already found by index) #}
+    {#- the weeks to recompute (a join: the listed profiles are already found by index);
+        a week that ends at or after rebuild_from holds no touchpoint earlier than 7 days
+        before it, and that cheap comparison spares most touchpoints the week's end #}
     inner join {{ scope }} as listed
         on listed.profile_id = touchpoints.profile_id
+        and touchpoints.occurred_at >= {{ dbt.dateadd('day', -7, 'listed.rebuild_from') }}
         and {{ utc_midnight(dbt.dateadd('day', 7, 'touchpoints.week_start')) }} >= listed.rebuild_from
     {%- endif %}
 
