@@ -70,17 +70,24 @@
     ) -%}
 
     {#- close the set: profiles split from a scope profile by a limit rule are still linked
-        to it, so they join the scope too (repeated until no edge leaves it) -#}
+        to it, so they join the scope too (repeated until no edge leaves it). Each round
+        keeps the active edges touching the set; the round that adds nothing leaves the
+        scope's edges, so they are not looked up once more. -#}
+    {%- set closure = namespace(converged=false) -%}
     {%- for step in range(50) -%}
+        {%- set closure.edges = identity__temp_table('scope_edges', '
+            with ' ~ identity__edges_touching(edges, keys) ~ '
+            select * from touching',
+            analyze=true
+        ) -%}
         {%- set added = identity__execute('identity_close_scope', '
             insert into ' ~ keys ~ ' (identifier_type, identifier_value, identifier_key)
-            with ' ~ identity__edges_touching(edges, keys) ~ ',
-            outside as (
+            with outside as (
                 select left_identifier_type as identifier_type, left_identifier_value as identifier_value
-                from touching
+                from ' ~ closure.edges ~ '
                 union
                 select right_identifier_type, right_identifier_value
-                from touching
+                from ' ~ closure.edges ~ '
             ),
             outside_keys as (
                 select outside.identifier_type, outside.identifier_value,
@@ -101,15 +108,17 @@
                 where identifier_key in (select identifier_key from outside_keys))
                 and previous.identifier_key not in (select identifier_key from ' ~ keys ~ ')'
         ) -%}
-        {%- if added == 0 -%}{%- break -%}{%- endif -%}
+        {%- if added == 0 -%}
+            {%- set closure.converged = true -%}
+            {%- break -%}
+        {%- endif -%}
     {%- endfor -%}
     {% do identity__analyze(keys) %}
-
-    {%- set scope_edges = identity__temp_table('scope_edges', '
-        with ' ~ identity__edges_touching(edges, keys) ~ '
-        select * from touching',
-        analyze=true
-    ) -%}
+    {%- if not closure.converged -%}
+        {{ log('identity resolution: the incremental scope did not close in 50 rounds; resolving everything', info=True) }}
+        {{ return(full) }}
+    {%- endif -%}
+    {%- set scope_edges = closure.edges -%}
 
     {%- set leaking = identity__scalar('
         select count(*)
