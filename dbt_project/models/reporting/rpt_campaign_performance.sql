@@ -79,15 +79,15 @@ outcomes as (
 
     select
         entries.campaign_decision_id,
-        max(case when touchpoints.touchpoint_type = entries.goal_touchpoint_type then 1 else 0 end)
+        max(case when outcome_touchpoints.touchpoint_type = entries.goal_touchpoint_type then 1 else 0 end)
             as converted,
-        sum(case when touchpoints.touchpoint_type = 'order_completed' then touchpoints.amount else 0 end)
+        sum(case when outcome_touchpoints.touchpoint_type = 'order_completed' then outcome_touchpoints.amount else 0 end)
             as revenue
     from entries
-    left join outcome_touchpoints as touchpoints
-        on touchpoints.profile_id = entries.profile_id
-        and touchpoints.occurred_at > entries.decided_for
-        and touchpoints.occurred_at <= {{ dbt.dateadd('day', 'entries.attribution_days', 'entries.decided_for') }}
+    left join outcome_touchpoints
+        on outcome_touchpoints.profile_id = entries.profile_id
+        and outcome_touchpoints.occurred_at > entries.decided_for
+        and outcome_touchpoints.occurred_at <= {{ dbt.dateadd('day', 'entries.attribution_days', 'entries.decided_for') }}
     group by entries.campaign_decision_id
 
 ),
