@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 from psycopg import postgres, pq
 from psycopg._copy_base import format_row_binary
-from psycopg.adapt import Transformer
+from psycopg.adapt import AdaptersMap, Transformer
+from psycopg.types.string import BytesBinaryDumper
 
 from journeyflow.readers import (
     NUL_ESCAPE,
@@ -99,6 +100,20 @@ def plan_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
             yield Chunk(start, start + len(pending), line)
 
 
+class _BytesAsTheyAre:
+    """A dumping context whose bytea dumper is psycopg's C one.
+
+    The default adapters map bytea to the DB-API `Binary` dumper, a Python subclass called
+    once per row for the record (about 0.2 us a row).
+    """
+
+    connection = None
+
+    def __init__(self) -> None:
+        self.adapters = AdaptersMap(postgres.adapters)
+        self.adapters.register_dumper(None, BytesBinaryDumper)  # by oid; registered as its C twin
+
+
 class ChunkEncoder:
     """Types the lines of chunks and formats good rows as binary COPY tuples of one batch."""
 
@@ -109,7 +124,7 @@ class ChunkEncoder:
         self.lines = JsonLines(spec, utf8=True)  # its decoders, built once
         types = [column.sql_type for column in spec.columns]
         types += [sql_type for _, sql_type in ROW_COLUMNS + CONSTANT_COLUMNS]
-        self.transformer = Transformer()
+        self.transformer = Transformer(_BytesAsTheyAre())
         self.transformer.set_dumper_types(
             [postgres.types[name].oid for name in types], pq.Format.BINARY
         )

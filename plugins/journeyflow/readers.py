@@ -270,13 +270,18 @@ def _picker(indexes: list[int]) -> Callable[[tuple], tuple]:
     return lambda values: tuple(values[index] for index in indexes)
 
 
+SPACES_BETWEEN_QUOTES = re.compile(rb'" +"')
+
+
 def may_hold_blank(text: bytes) -> bool:
     """False when no JSON string in the UTF-8 `text` can be whitespace only (a few byte scans).
 
-    JSON strings hold no raw control characters, so a whitespace-only string holds a space,
-    an escape or a non-ASCII character. Meant for a whole chunk of lines at once.
+    JSON strings hold no raw control characters, so a whitespace-only string is spaces between
+    two quotes, or holds an escape or a non-ASCII character. Outside strings, two quotes have a
+    comma or a colon between them, so spaces between quotes are a blank string (or a line that
+    is not JSON, which the decoder rejects anyway). Meant for a whole chunk of lines at once.
     """
-    return b" " in text or b"\\" in text or not text.isascii()
+    return b"\\" in text or not text.isascii() or SPACES_BETWEEN_QUOTES.search(text) is not None
 
 
 def _fast_decoder(spec: SourceSpec, typed_timestamps: bool = False) -> Callable[[str], Any]:
