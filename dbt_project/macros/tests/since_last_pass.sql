@@ -8,8 +8,15 @@
         where: "__since_last_pass(loaded_at, event_id)__"
     checks every row sharing an `event_id` with such a row; a `unique` test does the latter
     on its own column, so that it still catches a new row repeating an old key. Both
-    columns should be indexed on big tables. The time column must be one the build or the loader
-    sets on every write (restated_at, changed_at, resolved_at, loaded_at).
+    columns should be indexed on big tables. The time column must be one the build or the
+    loader sets on every write (restated_at, changed_at, resolved_at, loaded_at).
+
+    Where the key leads a B-tree index (raw tables index their source key, and the staging
+    views pass it on), `meta: {key_lookup: index}` in the test's config looks the new keys
+    up in it (`= any(array(...))`). Left to itself, the planner costs tens of thousands of
+    index probes above a scan of the whole table (88 k new web events among 8.9 M: 1.7 s
+    instead of 0.2 s). Without such an index keep the default: a scan comparing every row
+    with that array takes minutes.
 
     The watermark advances only when the test passes (dq.data_test_watermarks, written by
     record_passed_data_tests on-run-end): rows of a failed build are checked again by the
@@ -38,8 +45,10 @@
         {%- if key_column is none and model.test_metadata and model.test_metadata.name == 'unique' -%}
             {%- set key_column = model.test_metadata.kwargs.column_name -%}
         {%- endif -%}
+        {%- set by_index = (config.get('meta') or {}).get('key_lookup') == 'index' -%}
         {%- set where = where.replace(
-            match.group(0), since_last_pass_condition(relation, match.group(1), key_column)
+            match.group(0),
+            since_last_pass_condition(relation, match.group(1), key_column, by_index),
         ) -%}
     {%- endif -%}
     {%- set filtered -%}
@@ -50,15 +59,17 @@
 
 
 {#- SQL condition: rows of `relation` written since the running test last passed, or rows
-    sharing `key_column` with one of them; every row (`true`, no self-join) when it never
-    passed. -#}
-{% macro since_last_pass_condition(relation, time_column, key_column=none) -%}
+    sharing `key_column` with one of them (looked up in its index with by_index); every row
+    (`true`, no self-join) when it never passed. -#}
+{% macro since_last_pass_condition(relation, time_column, key_column=none, by_index=false) -%}
     {%- set watermark = last_pass_timestamp() -%}
     {%- set written -%}
         ({{ time_column }} > {{ watermark }} or {{ time_column }} is null)
     {%- endset -%}
     {%- if watermark == never_passed_timestamp() -%}
         true
+    {%- elif key_column and by_index -%}
+        {{ key_column }} = any(array(select {{ key_column }} from {{ relation }} where {{ written }}))
     {%- elif key_column -%}
         {{ key_column }} in (select {{ key_column }} from {{ relation }} where {{ written }})
     {%- else -%}
