@@ -82,49 +82,38 @@ per_period as (
 ),
 
 {#-
-    the journey's own baseline: median time to goal in the journey_baseline_days days before
-    the period (periods start at midnight). Each period is expanded to those days first, so
-    that episodes are matched by day (a range join compared every period with every episode).
-    The median is taken of each period's sample collected by a hashed grouping: grouping
-    the (period, episode) pairs by sorting them spilled to disk.
+    the journey's own baseline: median time to goal of its completed, settled episodes that
+    started in the journey_baseline_days days before the period (periods start at midnight).
+    Each journey's times are collected into one array per day (a few hundred rows), and
+    each period takes the median of its days' arrays. Matching episodes to the periods they
+    are a baseline of instead copied each one to every such period (5.5 M pairs of 0.2 M
+    episodes at 10 M touchpoints, 5 s of the model's 6.7 s). Materialized: inlined into the
+    per-period subquery, the grouping would run once per period.
 -#}
-baseline_days as (
+daily_samples as materialized (
 
-    select
-        per_period.period_start,
-        per_period.journey,
-        per_period.period_start - days_before.days as started_day
-    from per_period
-    cross join generate_series(1, {{ var('journey_baseline_days') }}) as days_before(days)
-
-),
-
-baseline_samples as (
-
-    select
-        baseline_days.period_start,
-        baseline_days.journey,
-        array_agg(earlier.hours_to_goal) as hours_to_goal
-    from baseline_days
-    inner join episodes as earlier
-        on earlier.journey = baseline_days.journey
-        and earlier.started_day = baseline_days.started_day
-        and earlier.state = 'completed'
-        and earlier.is_settled
-    group by baseline_days.period_start, baseline_days.journey
+    select journey, started_day, array_agg(hours_to_goal) as hours_to_goal
+    from episodes
+    where state = 'completed' and is_settled
+    group by journey, started_day
 
 ),
 
 baselines as (
 
     select
-        period_start,
-        journey,
+        per_period.period_start,
+        per_period.journey,
         (
             select cast({{ median('sample.hours') }} as {{ dbt.type_numeric() }})
-            from unnest(baseline_samples.hours_to_goal) as sample(hours)
+            from daily_samples
+            cross join lateral unnest(daily_samples.hours_to_goal) as sample(hours)
+            where daily_samples.journey = per_period.journey
+                and daily_samples.started_day
+                    >= per_period.period_start - {{ var('journey_baseline_days') }}
+                and daily_samples.started_day < per_period.period_start
         ) as baseline_hours_to_goal
-    from baseline_samples
+    from per_period
 
 ),
 
