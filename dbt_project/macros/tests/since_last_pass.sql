@@ -66,12 +66,15 @@
     {%- set written -%}
         ({{ time_column }} > {{ watermark }} or {{ time_column }} is null)
     {%- endset -%}
+    {%- set new_keys -%}
+        select {{ key_column }} from {{ relation }} where {{ written }}
+    {%- endset -%}
     {%- if watermark == never_passed_timestamp() -%}
         true
     {%- elif key_column and by_index -%}
-        {{ key_column }} = any(array(select {{ key_column }} from {{ relation }} where {{ written }}))
+        {{ key_column }} = any(array({{ new_keys }}))
     {%- elif key_column -%}
-        {{ key_column }} in (select {{ key_column }} from {{ relation }} where {{ written }})
+        {{ key_column }} in ({{ new_keys }})
     {%- else -%}
         {{ written }}
     {%- endif -%}
