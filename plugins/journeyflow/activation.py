@@ -115,12 +115,17 @@ def register_campaigns(conn: psycopg.Connection, config: CampaignConfig) -> None
 
 
 def template_data_for(campaign: Campaign, person: dict[str, Any]) -> dict[str, Any]:
-    """Template data from profile columns, as declared in content.template_data."""
+    """Template data from profile columns, as declared in content.template_data.
+
+    The rolling activity columns no campaign uses are not in `person` (see
+    audience.snapshot_people), but a campaign may use them: they are listed as available.
+    """
     missing = [column for _, column in campaign.template_data if column not in person]
     if missing:
+        available = sorted(set(person) | set(audience.ROLLING_ACTIVITY_COLUMNS))
         raise CampaignConfigError(
             f"{campaign.origin}.content.template_data: unknown profile column {missing[0]!r}"
-            f" (available: {sorted(person)})"
+            f" (available: {available})"
         )
     return {key: person[column] for key, column in campaign.template_data}
 

@@ -304,3 +304,18 @@ def test_columns_used_are_the_words_of_sql_predicates_and_the_template_data_colu
     used = columns_used(config.campaigns)
     assert {"order_count", "touchpoints_last_30d", "active_days_last_90d"} <= used
     assert "touchpoints_last_90d" not in used and "active_days_last_30d" not in used
+
+
+def test_an_unknown_template_data_column_lists_the_rolling_columns_left_out_of_the_snapshot():
+    from journeyflow.activation import template_data_for
+    from journeyflow.campaigns import CampaignConfigError
+
+    config = make_config(
+        {"vip": campaign_body(content={"template_id": "d-1", "template_data": {"n": "visits"}})}
+    )
+    person = {"profile_id": "p1", "order_count": 2}  # a snapshot without the rolling counts
+    with pytest.raises(CampaignConfigError) as raised:
+        template_data_for(config.campaigns[0], person)
+    message = str(raised.value)
+    assert "unknown profile column 'visits'" in message
+    assert "'order_count'" in message and "'touchpoints_last_30d'" in message
