@@ -1,4 +1,14 @@
-{#- Completed orders of profiles with their amount in var('reporting_currency'); incremental by profile. -#}
+{#-
+    Completed orders of profiles with their amount in var('reporting_currency'); incremental by
+    profile.
+
+    On an incremental run the listed profiles' order touchpoints are collected once
+    (materialized). The planner takes `= any(array(...))` for ten profiles, so inlined it
+    planned a parallel join in which each of three processes scanned every touchpoint of the
+    listed profiles for the hash it built (10 M touchpoints, 94 k listed profiles: 3.5 s
+    against 1.6 s). A full build keeps the parallel scan of all touchpoints (0.75 s against
+    1.0 s materialized).
+-#}
 
 {{ config(
     materialized='incremental',
@@ -9,7 +19,7 @@
 
 with
 
-touchpoints as (
+touchpoints as {% if scope is not none %}materialized {% endif %}(
 
     select * from {{ ref('fct_touchpoints') }}
     where touchpoint_type = 'order_completed' {{ profile_rebuild_filter(scope) }}
