@@ -2,11 +2,9 @@
     Incremental identity edges: an edge's columns are aggregates over the records that carry
     it (first/last seen, count, sources, first record), so while records are only added an
     incremental run aggregates the records loaded since the previous run and merges them
-    into the stored edges. int_identity_edges_state keeps, per source, how many records the
-    previous run saw and the latest load time among them; when a source now holds a
-    different number than that plus the records loaded since (a re-delivered file replaced
-    its rows, a person was erased), records went away and the run recomputes every edge
-    from all records instead (writing only the edges that changed, tombstones included).
+    into the stored edges (macros/source_increment.sql); when records went away the run
+    recomputes every edge from all records instead (writing only the edges that changed,
+    tombstones included).
 -#}
 
 {#- (source name, staging relation) of every source whose records carry identifiers -#}
@@ -20,97 +18,14 @@
     ]) }}
 {%- endmacro %}
 
-
-{% macro identity_edges_state_relation(edges) -%}
-    {{ return(api.Relation.create(
-        database=edges.database,
-        schema=edges.schema,
-        identifier='int_identity_edges_state',
-        type='table',
-    )) }}
-{%- endmacro %}
-
-{#- Pre-hook: the state table (records seen per source by the previous run). -#}
-{% macro identity_edges_state_create_sql(edges) -%}
-    create table if not exists {{ identity_edges_state_relation(edges) }} (
-        source {{ dbt.type_string() }} primary key,
-        records bigint not null,
-        loaded_through timestamp with time zone,
-        built_at timestamp with time zone not null
-    )
-{%- endmacro %}
-
-{#- Post-hook: what this run saw, for the next one. -#}
-{% macro identity_edges_state_record_sql(edges) -%}
-    {%- set state = identity_edges_state_relation(edges) -%}
-    delete from {{ state }};
-    insert into {{ state }} (source, records, loaded_through, built_at)
-    {%- for name, relation in identity_edge_sources() %}
-    select '{{ name }}', count(*), max(loaded_at), {{ build_timestamp() }} from {{ relation }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-{%- endmacro %}
-
-
-{#-
-    The merge plan of an incremental run: {source: latest load time the previous run saw,
-    as text (none = it saw no records)}, or none when every edge is recomputed (a full
-    build, no state yet, or records went away since).
--#}
-{% macro identity_edges_plan() -%}
-    {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
-    {%- set state = identity_edges_state_relation(this) -%}
-    {%- set stored = {} -%}
-    {%- for row in run_query(
-        'select source, records, cast(loaded_through as ' ~ dbt.type_string() ~ ') from ' ~ state
-    ).rows -%}
-        {%- do stored.update({row[0]: row}) -%}
+{#- the sources whose records carry the e-mail addresses people typed: all but e-mail events,
+    which hold the addresses the pipeline sent to (int_email_spellings) -#}
+{% macro email_spelling_sources() -%}
+    {%- set sources = [] -%}
+    {%- for name, relation in identity_edge_sources() if name != 'sendgrid' -%}
+        {%- do sources.append((name, relation)) -%}
     {%- endfor -%}
-    {%- set sources = identity_edge_sources() -%}
-    {%- for name, relation in sources if name not in stored -%}
-        {{ log(this.identifier ~ ': no record count stored for ' ~ name ~ ': recomputing every edge', info=True) }}
-        {{ return(none) }}
-    {%- endfor -%}
-    {%- set counts -%}
-        {%- for name, relation in sources %}
-        select '{{ name }}', count(*),
-            count(*) filter (where loaded_at > {{ identity_edges_loaded_after(stored[name][2]) }})
-        from {{ relation }}
-        {%- if not loop.last %} union all{% endif %}
-        {%- endfor %}
-    {%- endset -%}
-    {%- set plan = {} -%}
-    {%- for name, records, new_records in run_query(counts).rows -%}
-        {%- if records != stored[name][1] + new_records -%}
-            {{ log(
-                this.identifier ~ ': ' ~ name ~ ' holds ' ~ records ~ ' records, the previous run saw '
-                ~ stored[name][1] ~ ' and ' ~ new_records ~ ' were loaded since: records went away,'
-                ~ ' recomputing every edge', info=True
-            ) }}
-            {{ return(none) }}
-        {%- endif -%}
-        {%- do plan.update({name: stored[name][2]}) -%}
-    {%- endfor -%}
-    {{ log(this.identifier ~ ': merging the records loaded since the previous run into the stored edges', info=True) }}
-    {{ return(plan) }}
-{%- endmacro %}
-
-{#- The load time after which a source's records are new (everything when none was seen). -#}
-{% macro identity_edges_loaded_after(loaded_through) -%}
-    {%- if loaded_through is none -%}
-        cast('-infinity' as timestamp with time zone)
-    {%- else -%}
-        {{ utc_timestamp_literal(loaded_through) }}
-    {%- endif -%}
-{%- endmacro %}
-
-{#- `where` keeping a source's new records on a merge run; nothing otherwise. -#}
-{% macro identity_edges_new_records(plan, source, alias) -%}
-    {%- if plan is not none %}
-    where {{ alias }}.loaded_at > {{ identity_edges_loaded_after(plan[source]) }}
-    {%- endif %}
+    {{ return(sources) }}
 {%- endmacro %}
 
 

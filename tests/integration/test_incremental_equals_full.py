@@ -51,6 +51,14 @@ HISTORY_COLUMNS = {"previous_profile_id", "change_rule", "linking_edge_id", "lin
 HISTORY_TABLES = {"marts.identity_merge_log"}
 # Edges no record carries any more stay as tombstones in incremental runs.
 ROW_FILTERS = {"intermediate.int_identity_edges": "is_active"}
+# The staging model of each source, by the name the incremental models' state uses.
+STAGED = {
+    "web": "stg_web__events",
+    "crm": "stg_crm__contacts",
+    "shop": "stg_shop__orders",
+    "support": "stg_support__tickets",
+    "sendgrid": "stg_sendgrid__events",
+}
 # Only delivery and steps after the marts gate are skipped: this test is about the warehouse.
 SKIPPED = "|".join(PIPELINE_TASKS[PIPELINE_TASKS.index("send_campaigns") :])
 
@@ -155,6 +163,28 @@ def _run(dag, logical_date: datetime) -> None:
     assert str(dag_run.state) == "success", states
 
 
+def _record_counts(url: str) -> dict[str, dict[str, tuple]]:
+    """Per source (records, latest load time): as kept by each model that merges new
+    records, and as the staging models hold them ("held")."""
+    with psycopg.connect(url) as conn:
+        counts = {
+            state: {
+                source: (records, loaded_through)
+                for source, records, loaded_through in conn.execute(
+                    f"select source, records, loaded_through from intermediate.{state}"
+                )
+            }
+            for state in ["int_identity_edges_state", "int_email_spellings_state"]
+        }
+        counts["held"] = {
+            source: conn.execute(
+                f"select count(*), max(loaded_at) from staging.{relation}"
+            ).fetchone()
+            for source, relation in STAGED.items()
+        }
+    return counts
+
+
 def _warehouse_state(url: str) -> dict[str, str]:
     return fingerprint(
         url,
@@ -178,12 +208,13 @@ def warehouses(server_url, airflow_db, sendgrid_sink, bi_role, demo_records, tmp
         pytest.MonkeyPatch.context() as patch,
     ):
         point_pipeline_at(patch, incremental_url, incremental_dir, sendgrid_sink.url)
-        changes = {}
+        changes, record_counts = {}, {}
         for number, cutoff in enumerate(CUTOFFS, start=1):
             _deliver(incremental_dir, demo_records, number)
             if number == 3:
                 changes = _redeliver(incremental_dir, demo_records)
             _run(dag, cutoff)
+            record_counts[number] = _record_counts(incremental_url)
         shutil.copytree(incremental_dir, full_dir, dirs_exist_ok=True)
         point_pipeline_at(patch, full_url, full_dir, sendgrid_sink.url)
         _run(dag, CUTOFFS[-1])
@@ -191,6 +222,7 @@ def warehouses(server_url, airflow_db, sendgrid_sink, bi_role, demo_records, tmp
             "incremental": incremental_url,
             "full": full_url,
             "changes": changes,
+            "record_counts": record_counts,
             "states": {"incremental": _warehouse_state(incremental_url),
                        "full": _warehouse_state(full_url)},
         }  # fmt: skip
@@ -221,3 +253,15 @@ def test_incremental_runs_build_the_same_warehouse_as_a_full_rebuild(warehouses)
     assert sorted(incremental) == sorted(full)
     differing = sorted(table for table in full if incremental[table] != full[table])
     assert differing == [], {table: (incremental[table], full[table]) for table in differing}
+
+
+@pytest.mark.parametrize("run", [2, 3])
+def test_the_record_counts_kept_for_the_next_run_match_the_sources(warehouses, run):
+    """What a run keeps for the next one's check for records that went away equals what the
+    sources hold: after the second run, which merged and counted only the records loaded
+    since, and after the third, which recomputed (a re-delivered file) and counted all."""
+    counts = warehouses["record_counts"][run]
+    assert set(counts["int_identity_edges_state"]) == set(STAGED)
+    assert set(counts["int_email_spellings_state"]) == set(STAGED) - {"sendgrid"}
+    for state, kept in counts.items():
+        assert kept == {source: counts["held"][source] for source in kept}, state

@@ -33,6 +33,7 @@ RUN_HISTORY_TABLES = {
     "intermediate.int_profiles_to_rebuild",
     "intermediate.int_touchpoint_changes",
     "intermediate.int_identity_edges_state",
+    "intermediate.int_email_spellings_state",
 }
 
 

@@ -124,32 +124,20 @@ identifier_lists as (
 
 -- the e-mail address to write to: the one the person used last, as they typed it
 -- (normalised), matched to the profile on its identity key
-email_sightings as (
-
-    select email, updated_at as seen_at from crm_contacts where email is not null
-    union all
-    select email, occurred_at from {{ ref('stg_web__events') }} where email is not null
-    union all
-    select customer_email, ordered_at from orders where customer_email is not null
-    union all
-    select requester_email, opened_at from tickets where requester_email is not null
-
-),
-
 latest_email as (
 
     select profile_id, email
     from (
         select
             email_identifiers.profile_id,
-            email_sightings.email,
+            email_spellings.email,
             row_number() over (
                 partition by email_identifiers.profile_id
-                order by email_sightings.seen_at desc, email_sightings.email desc
+                order by email_spellings.last_seen_at desc, email_spellings.email desc
             ) as recency_rank
-        from email_sightings
+        from {{ ref('int_email_spellings') }} as email_spellings
         inner join email_identifiers
-            on email_identifiers.identifier_value = {{ identity_email('email_sightings.email') }}
+            on email_identifiers.identifier_value = {{ identity_email('email_spellings.email') }}
     ) as ranked
     where recency_rank = 1
 

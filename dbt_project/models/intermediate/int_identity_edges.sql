@@ -4,8 +4,9 @@
     a node. E-mails are matched on their identity key (identity_email); blocklisted values
     never produce an edge.
 
-    Incremental (macros/identity_edges_increment.sql): while records are only added, the
-    records loaded since the previous run are aggregated and merged into the stored edges.
+    Incremental (macros/identity_edges_increment.sql, macros/source_increment.sql): while
+    records are only added, the records loaded since the previous run are aggregated and
+    merged into the stored edges.
     When records went away (a re-delivered file, an erasure) the edge set is recomputed from
     staging, and only edges that appeared, changed (first/last seen, count, sources, first
     record) or disappeared are written. Written edges are stamped with changed_at. A
@@ -18,8 +19,8 @@
     unique_key='edge_id',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    pre_hook=["{{ identity_session_settings() }}", "{{ identity_edges_state_create_sql(this) }}"],
-    post_hook=["{{ identity_edges_state_record_sql(this) }}", "{{ identity_analyze_sql(this) }}"],
+    pre_hook=["{{ identity_session_settings() }}", "{{ source_increment_state_create_sql(this) }}"],
+    post_hook=["{{ source_increment_state_record_sql(this, identity_edge_sources()) }}", "{{ identity_analyze_sql(this) }}"],
     indexes=[
         {'columns': ['edge_id'], 'unique': True},
         {'columns': ['left_identifier_type', 'left_identifier_value']},
@@ -28,7 +29,7 @@
     ],
 ) }}
 
-{%- set plan = identity_edges_plan() %}
+{%- set plan = source_increment_plan(identity_edge_sources(), 'edge') %}
 
 with
 
@@ -74,7 +75,7 @@ records as (
         {{ identity_email('email') }} as email,
         cast(null as {{ dbt.type_string() }}) as crm_id,
         cast(null as {{ dbt.type_string() }}) as phone
-    from web_events{{ identity_edges_new_records(plan, 'web', 'web_events') }}
+    from web_events{{ source_increment_new_records(plan, 'web', 'web_events') }}
 
     union all
 
@@ -87,7 +88,7 @@ records as (
         {{ identity_email('email') }},
         crm_id,
         phone
-    from crm_contacts{{ identity_edges_new_records(plan, 'crm', 'crm_contacts') }}
+    from crm_contacts{{ source_increment_new_records(plan, 'crm', 'crm_contacts') }}
 
     union all
 
@@ -100,7 +101,7 @@ records as (
         {{ identity_email('customer_email') }},
         null,
         null
-    from orders{{ identity_edges_new_records(plan, 'shop', 'orders') }}
+    from orders{{ source_increment_new_records(plan, 'shop', 'orders') }}
 
     union all
 
@@ -113,7 +114,7 @@ records as (
         {{ identity_email('requester_email') }},
         null,
         null
-    from tickets{{ identity_edges_new_records(plan, 'support', 'tickets') }}
+    from tickets{{ source_increment_new_records(plan, 'support', 'tickets') }}
 
     union all
 
@@ -126,7 +127,7 @@ records as (
         {{ identity_email('email') }},
         null,
         null
-    from email_events{{ identity_edges_new_records(plan, 'sendgrid', 'email_events') }}
+    from email_events{{ source_increment_new_records(plan, 'sendgrid', 'email_events') }}
 
 ),
 

@@ -1,0 +1,140 @@
+{#-
+    Incremental models whose rows are aggregates over source records (identity edges, e-mail
+    spellings): while records are only added, an incremental run aggregates the records
+    loaded since the previous run and merges them into the stored rows. A state table beside
+    the model (<model>_state) keeps, per source, how many records the previous run saw and
+    the latest load time among them; when a source now holds a different number than that
+    plus the records loaded since (a re-delivered file replaced its rows, a person was
+    erased), records went away and the run recomputes every row from all records instead.
+-#}
+
+{% macro source_increment_state_relation(model) -%}
+    {{ return(api.Relation.create(
+        database=model.database,
+        schema=model.schema,
+        identifier=model.identifier ~ '_state',
+        type='table',
+    )) }}
+{%- endmacro %}
+
+{#- Pre-hook: the state table (records seen per source by the previous run), emptied before a
+    full build so that the post-hook counts every record. -#}
+{% macro source_increment_state_create_sql(model) -%}
+    create table if not exists {{ source_increment_state_relation(model) }} (
+        source {{ dbt.type_string() }} primary key,
+        records bigint not null,
+        loaded_through timestamp with time zone,
+        built_at timestamp with time zone not null
+    )
+    {%- if not is_incremental() %};
+    delete from {{ source_increment_state_relation(model) }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- Post-hook: what this run saw, for the next one; sources: [(name, staging relation)].
+    Only the records loaded after a source's stored load time are counted (found by the raw
+    tables' load time index) and added to its stored count; a source without a stored row
+    (a full build, or a run that recomputed: the plan emptied the state) is counted whole. -#}
+{% macro source_increment_state_record_sql(model, sources) -%}
+    {%- set state = source_increment_state_relation(model) -%}
+    with
+
+    stored as (
+        select source, records, loaded_through from {{ state }}
+    ),
+
+    loaded_since as (
+        {%- for name, relation in sources %}
+        select '{{ name }}' as source, count(*) as records, max(loaded_at) as loaded_through
+        from {{ relation }}
+        where loaded_at > coalesce(
+            (select stored.loaded_through from stored where stored.source = '{{ name }}'),
+            cast('-infinity' as timestamp with time zone)
+        )
+        {%- if not loop.last %}
+        union all
+        {%- endif %}
+        {%- endfor %}
+    )
+
+    insert into {{ state }} (source, records, loaded_through, built_at)
+    select
+        loaded_since.source,
+        coalesce(stored.records, 0) + loaded_since.records,
+        greatest(stored.loaded_through, loaded_since.loaded_through),
+        {{ build_timestamp() }}
+    from loaded_since
+    left join stored
+        on stored.source = loaded_since.source
+    on conflict (source) do update set
+        records = excluded.records,
+        loaded_through = excluded.loaded_through,
+        built_at = excluded.built_at
+{%- endmacro %}
+
+
+{#-
+    The merge plan of an incremental run: {source: latest load time the previous run saw,
+    as text (none = it saw no records)}, or none when every row is recomputed (a full
+    build, no state yet, or records went away since). rows: what the model's rows are, for
+    the log ('edge', 'spelling'). Deciding to recompute on an incremental run empties the
+    state, in the model's transaction, so that its post-hook counts every record.
+-#}
+{% macro source_increment_plan(sources, rows) -%}
+    {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
+    {%- set state = source_increment_state_relation(this) -%}
+    {%- set stored = {} -%}
+    {%- for row in run_query(
+        'select source, records, cast(loaded_through as ' ~ dbt.type_string() ~ ') from ' ~ state
+    ).rows -%}
+        {%- do stored.update({row[0]: row}) -%}
+    {%- endfor -%}
+    {%- for name, relation in sources if name not in stored -%}
+        {{ log(this.identifier ~ ': no record count stored for ' ~ name ~ ': recomputing every ' ~ rows, info=True) }}
+        {{ return(source_increment_recompute(state)) }}
+    {%- endfor -%}
+    {%- set counts -%}
+        {%- for name, relation in sources %}
+        select '{{ name }}', count(*),
+            count(*) filter (where loaded_at > {{ source_increment_loaded_after(stored[name][2]) }})
+        from {{ relation }}
+        {%- if not loop.last %} union all{% endif %}
+        {%- endfor %}
+    {%- endset -%}
+    {%- set plan = {} -%}
+    {%- for name, records, new_records in run_query(counts).rows -%}
+        {%- if records != stored[name][1] + new_records -%}
+            {{ log(
+                this.identifier ~ ': ' ~ name ~ ' holds ' ~ records ~ ' records, the previous run saw '
+                ~ stored[name][1] ~ ' and ' ~ new_records ~ ' were loaded since: records went away,'
+                ~ ' recomputing every ' ~ rows, info=True
+            ) }}
+            {{ return(source_increment_recompute(state)) }}
+        {%- endif -%}
+        {%- do plan.update({name: stored[name][2]}) -%}
+    {%- endfor -%}
+    {{ log(this.identifier ~ ': merging the records loaded since the previous run into the stored ' ~ rows ~ 's', info=True) }}
+    {{ return(plan) }}
+{%- endmacro %}
+
+{#- No plan (recompute every row), the state emptied for the post-hook. -#}
+{% macro source_increment_recompute(state) -%}
+    {%- do run_query('delete from ' ~ state) -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#- The load time after which a source's records are new (everything when none was seen). -#}
+{% macro source_increment_loaded_after(loaded_through) -%}
+    {%- if loaded_through is none -%}
+        cast('-infinity' as timestamp with time zone)
+    {%- else -%}
+        {{ utc_timestamp_literal(loaded_through) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- `where` keeping a source's new records on a merge run; nothing otherwise. -#}
+{% macro source_increment_new_records(plan, source, alias) -%}
+    {%- if plan is not none %}
+    where {{ alias }}.loaded_at > {{ source_increment_loaded_after(plan[source]) }}
+    {%- endif %}
+{%- endmacro %}
