@@ -25,7 +25,9 @@
         records bigint not null,
         loaded_through timestamp with time zone,
         built_at timestamp with time zone not null
-    )
+    );
+    alter table {{ source_increment_state_relation(model) }}
+        add column if not exists invocation_id {{ dbt.type_string() }}
     {%- if not is_incremental() %};
     delete from {{ source_increment_state_relation(model) }}
     {%- endif %}
@@ -57,19 +59,21 @@
         {%- endfor %}
     )
 
-    insert into {{ state }} (source, records, loaded_through, built_at)
+    insert into {{ state }} (source, records, loaded_through, built_at, invocation_id)
     select
         loaded_since.source,
         coalesce(stored.records, 0) + loaded_since.records,
         greatest(stored.loaded_through, loaded_since.loaded_through),
-        {{ build_timestamp() }}
+        {{ build_timestamp() }},
+        '{{ invocation_id }}'
     from loaded_since
     left join stored
         on stored.source = loaded_since.source
     on conflict (source) do update set
         records = excluded.records,
         loaded_through = excluded.loaded_through,
-        built_at = excluded.built_at
+        built_at = excluded.built_at,
+        invocation_id = excluded.invocation_id
 {%- endmacro %}
 
 
@@ -79,8 +83,11 @@
     build, no state yet, or records went away since). rows: what the model's rows are, for
     the log ('edge', 'spelling'). Deciding to recompute on an incremental run empties the
     state, in the model's transaction, so that its post-hook counts every record.
+    counted_with: a model of the same kind that runs before this one (a dependency); the
+    sources' record counts its state holds from this dbt invocation are used instead of
+    counting every record again, and only the records loaded since are counted.
 -#}
-{% macro source_increment_plan(sources, rows) -%}
+{% macro source_increment_plan(sources, rows, counted_with=none) -%}
     {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
     {%- set state = source_increment_state_relation(this) -%}
     {%- set stored = {} -%}
@@ -93,11 +100,18 @@
         {{ log(this.identifier ~ ': no record count stored for ' ~ name ~ ': recomputing every ' ~ rows, info=True) }}
         {{ return(source_increment_recompute(state)) }}
     {%- endfor -%}
+    {%- set counted = source_increment_counted_in_this_invocation(counted_with) -%}
     {%- set counts -%}
         {%- for name, relation in sources %}
-        select '{{ name }}', count(*),
-            count(*) filter (where loaded_at > {{ source_increment_loaded_after(stored[name][2]) }})
+        {%- set loaded_after = source_increment_loaded_after(stored[name][2]) %}
+        {%- if name in counted %}
+        select '{{ name }}', cast({{ counted[name] }} as bigint), count(*)
         from {{ relation }}
+        where loaded_at > {{ loaded_after }}
+        {%- else %}
+        select '{{ name }}', count(*), count(*) filter (where loaded_at > {{ loaded_after }})
+        from {{ relation }}
+        {%- endif %}
         {%- if not loop.last %} union all{% endif %}
         {%- endfor %}
     {%- endset -%}
@@ -115,6 +129,24 @@
     {%- endfor -%}
     {{ log(this.identifier ~ ': merging the records loaded since the previous run into the stored ' ~ rows ~ 's', info=True) }}
     {{ return(plan) }}
+{%- endmacro %}
+
+{#- {source: records} as counted by the state of `model` in this dbt invocation ({} when it
+    has not run in it, or is none). -#}
+{% macro source_increment_counted_in_this_invocation(model) -%}
+    {%- set counted = {} -%}
+    {%- if model is not none -%}
+        {%- set state = source_increment_state_relation(model) -%}
+        {%- if adapter.get_relation(state.database, state.schema, state.identifier) is not none -%}
+            {%- for name, records in run_query(
+                'select source, records from ' ~ state ~ ' as counts'
+                ~ " where to_jsonb(counts) ->> 'invocation_id' = '" ~ invocation_id ~ "'"
+            ).rows -%}
+                {%- do counted.update({name: records}) -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(counted) }}
 {%- endmacro %}
 
 {#- No plan (recompute every row), the state emptied for the post-hook. -#}

@@ -4,11 +4,12 @@
     (email_spelling_sources). int_customer_profiles writes to the address a person used
     last, and reads it here instead of every source's records on every run.
 
-    Incremental (macros/source_increment.sql): while records are only added, the latest
-    sighting of each address among the records loaded since the previous run is merged into
-    the stored one. When records went away every address is recomputed, only addresses that
-    appeared or changed are written (stamped changed_at), and an address no record holds any more is written
-    with no last_seen_at and then deleted by the post-hook.
+    Incremental (macros/source_increment.sql, record counts shared with int_identity_edges):
+    while records are only added, the latest sighting of each address among the records
+    loaded since the previous run is merged into the stored one. When records went away
+    every address is recomputed, only addresses that appeared or changed are written
+    (stamped changed_at), and an address no record holds any more is written with no
+    last_seen_at and then deleted by the post-hook.
 -#}
 
 {{ config(
@@ -24,7 +25,8 @@
     indexes=[{'columns': ['email'], 'unique': True}],
 ) }}
 
-{%- set plan = source_increment_plan(email_spelling_sources(), 'spelling') %}
+{#- runs after the edges (a dependency), whose record counts of this run it uses -#}
+{%- set plan = source_increment_plan(email_spelling_sources(), 'spelling', ref('int_identity_edges')) %}
 
 with
 
