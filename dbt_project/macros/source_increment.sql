@@ -20,16 +20,17 @@
 {#- Pre-hook: the state table (records seen per source by the previous run), emptied before a
     full build so that the post-hook counts every record. -#}
 {% macro source_increment_state_create_sql(model) -%}
-    create table if not exists {{ source_increment_state_relation(model) }} (
+    {%- set state = source_increment_state_relation(model) -%}
+    create table if not exists {{ state }} (
         source {{ dbt.type_string() }} primary key,
         records bigint not null,
         loaded_through timestamp with time zone,
         built_at timestamp with time zone not null
     );
-    alter table {{ source_increment_state_relation(model) }}
+    alter table {{ state }}
         add column if not exists invocation_id {{ dbt.type_string() }}
     {%- if not is_incremental() %};
-    delete from {{ source_increment_state_relation(model) }}
+    delete from {{ state }}
     {%- endif %}
 {%- endmacro %}
 
@@ -132,7 +133,9 @@
 {%- endmacro %}
 
 {#- {source: records} as counted by the state of `model` in this dbt invocation ({} when it
-    has not run in it, or is none). -#}
+    has not run in it, or is none). invocation_id is read through to_jsonb: a state table
+    written before that column existed gets it from its own model's pre-hook, which may not
+    have run yet. -#}
 {% macro source_increment_counted_in_this_invocation(model) -%}
     {%- set counted = {} -%}
     {%- if model is not none -%}
