@@ -73,8 +73,10 @@
 {% macro get_incremental_profile_replace_sql(arg_dict) -%}
     {%- set scope = profile_rebuild_scope() -%}
     {{ identity_analyze_sql(arg_dict['target_relation']) }};
+    {% call listed_rows_by_bitmap() -%}
     delete from {{ arg_dict['target_relation'] }}
-    where true {{ profile_rebuild_filter(scope) }};
+    where true {{ profile_rebuild_filter(scope) }}
+    {%- endcall %};
     {{ get_incremental_append_sql(arg_dict) }}
 {%- endmacro %}
 
@@ -85,9 +87,25 @@
     {%- set scope = profile_rebuild_scope() -%}
     {%- set column = config.require('profile_tail_column') -%}
     {{ identity_analyze_sql(arg_dict['target_relation']) }};
+    {% call listed_rows_by_bitmap() -%}
     delete from {{ arg_dict['target_relation'] }} as stored
-    where true {{ profile_rebuild_tail_filter(scope, 'stored', column) }};
+    where true {{ profile_rebuild_tail_filter(scope, 'stored', column) }}
+    {%- endcall %};
     {{ get_incremental_append_sql(arg_dict) }}
+{%- endmacro %}
+
+
+{#- The caller's statement with plain index scans off (bitmap index scans stay on), then the
+    setting back to its default. The planner estimates `= any(array(...))` at ten elements,
+    so it fetches the listed profiles' rows with a plain index scan, one heap visit per row,
+    however many profiles are listed; a bitmap scan visits each page once. Deleting 94,712
+    listed profiles' rows from int_customer_weeks (1.4 M of 4.3 M rows before the tail
+    filter) took 3.6 s by index scan, 1.1 s by bitmap scan; the delete of fct_funnel_attempts
+    2.6 s by index scan. -#}
+{% macro listed_rows_by_bitmap() -%}
+    set local enable_indexscan = off;
+    {{ caller() }};
+    reset enable_indexscan
 {%- endmacro %}
 
 
