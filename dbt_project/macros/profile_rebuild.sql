@@ -95,20 +95,6 @@
 {%- endmacro %}
 
 
-{#- The caller's statement with plain index scans off (bitmap index scans stay on), then the
-    setting back to its default. The planner estimates `= any(array(...))` at ten elements,
-    so it fetches the listed profiles' rows with a plain index scan, one heap visit per row,
-    however many profiles are listed; a bitmap scan visits each page once. Deleting 94,712
-    listed profiles' rows from int_customer_weeks (1.4 M of 4.3 M rows before the tail
-    filter) took 3.6 s by index scan, 1.1 s by bitmap scan; the delete of fct_funnel_attempts
-    2.6 s by index scan. -#}
-{% macro listed_rows_by_bitmap() -%}
-    set local enable_indexscan = off;
-    {{ caller() }};
-    reset enable_indexscan
-{%- endmacro %}
-
-
 {#- Hash of the settings the profile marts are computed with: a change rebuilds them all. -#}
 {% macro profile_rules_fingerprint() -%}
     {%- set settings = {
