@@ -99,3 +99,47 @@ def test_touchpoint_ids_are_unique_on_every_write(built):
             "insert into intermediate.int_touchpoints_unioned"
             " select * from intermediate.int_touchpoints_unioned limit 1"
         )
+
+
+EPISODE_TESTS = ["test", "--select", "fct_journey_episodes"]
+OLDEST_EPISODE = "(select min(ctid) from marts.fct_journey_episodes)"
+
+
+def test_a_profile_marts_tests_check_only_the_rows_written_since_they_last_passed(built):
+    url, db = built
+    before = watermark(db, "not_null_fct_journey_episodes_state")
+    assert before is not None
+    state = db.execute(
+        f"select state from marts.fct_journey_episodes where ctid = {OLDEST_EPISODE}"
+    ).fetchone()[0]
+    db.execute(f"update marts.fct_journey_episodes set state = null where ctid = {OLDEST_EPISODE}")
+    try:
+        run_dbt(EPISODE_TESTS, DBT_PROJECT, url)  # written before the watermark: not checked
+        db.execute("update marts.fct_journey_episodes set rebuilt_at = now() where state is null")
+        with pytest.raises(DbtFailure, match="not_null_fct_journey_episodes_state"):
+            run_dbt(EPISODE_TESTS, DBT_PROJECT, url)
+    finally:
+        db.execute("update marts.fct_journey_episodes set state = %s where state is null", (state,))
+    run_dbt(EPISODE_TESTS, DBT_PROJECT, url)
+
+
+def test_a_profile_mart_row_repeating_an_old_key_fails(built):
+    url, db = built
+    db.execute(
+        "insert into marts.fct_customer_stage_history"
+        " select * from marts.fct_customer_stage_history"
+        " where ctid = (select min(ctid) from marts.fct_customer_stage_history)"
+    )
+    db.execute(
+        "update marts.fct_customer_stage_history"
+        " set stage_spell_id = 'repeated', rebuilt_at = now()"
+        " where ctid = (select max(ctid) from marts.fct_customer_stage_history)"
+    )
+    try:
+        with pytest.raises(
+            DbtFailure,
+            match="unique_combination_of_columns_fct_customer_stage_history_profile_id__spell_number",
+        ):
+            run_dbt(["test", "--select", "fct_customer_stage_history"], DBT_PROJECT, url)
+    finally:
+        db.execute("delete from marts.fct_customer_stage_history where stage_spell_id = 'repeated'")

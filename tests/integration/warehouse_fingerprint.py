@@ -21,6 +21,7 @@ VOLATILE_COLUMNS = {
     "changed_at",
     "resolved_at",
     "restated_at",
+    "rebuilt_at",
     "profile_changed_at",
     "merged_at",
 }

@@ -18,6 +18,11 @@
     instead of 0.2 s). Without such an index keep the default: a scan comparing every row
     with that array takes minutes.
 
+    A model whose meta names its write time column (`data_tests_since_last_pass:
+    rebuilt_at`: the profile marts, rewritten for the listed profiles only) gives that where
+    to each of its generic tests that sets none; `unique` and `unique_combination_of_columns`
+    (on its first column) check every row sharing a key with a written row.
+
     The watermark advances only when the test passes (dq.data_test_watermarks, written by
     record_passed_data_tests on-run-end): rows of a failed build are checked again by the
     next one, a full rebuild (new time stamps) checks every row, and an unknown test (no
@@ -36,15 +41,12 @@
 
 {#- dbt's default, plus the __since_last_pass(...)__ placeholder (see above). -#}
 {% macro get_where_subquery(relation) -%}
-    {%- set where = config.get('where') -%}
+    {%- set where = config.get('where') or since_last_pass_default_where(model) -%}
     {%- if not where -%}{{ return(relation) }}{%- endif -%}
     {%- set pattern = '__since_last_pass\\(\\s*(\\w+)\\s*(?:,\\s*(\\w+)\\s*)?\\)__' -%}
     {%- set match = modules.re.search(pattern, where) -%}
     {%- if match -%}
-        {%- set key_column = match.group(2) -%}
-        {%- if key_column is none and model.test_metadata and model.test_metadata.name == 'unique' -%}
-            {%- set key_column = model.test_metadata.kwargs.column_name -%}
-        {%- endif -%}
+        {%- set key_column = match.group(2) or uniqueness_key_column(model) -%}
         {%- set by_index = (config.get('meta') or {}).get('key_lookup') == 'index' -%}
         {%- set where = where.replace(
             match.group(0),
@@ -55,6 +57,34 @@
         (select * from {{ relation }} where {{ where }}) dbt_subquery
     {%- endset -%}
     {{ return(filtered) }}
+{%- endmacro %}
+
+
+{#- `__since_last_pass(<column>)__` for a generic test of a model whose meta names its write
+    time column (data_tests_since_last_pass); none otherwise. -#}
+{% macro since_last_pass_default_where(test_node) -%}
+    {%- set column = since_last_pass_model_column(test_node) -%}
+    {{ return('__since_last_pass(' ~ column ~ ')__' if column else none) }}
+{%- endmacro %}
+
+
+{#- The write time column the tested model names in meta.data_tests_since_last_pass, or none. -#}
+{% macro since_last_pass_model_column(test_node) -%}
+    {%- set tested = graph.nodes.get(test_node.attached_node or '') if execute else none -%}
+    {{ return(((tested or {}).get('config', {}).get('meta') or {}).get('data_tests_since_last_pass')) }}
+{%- endmacro %}
+
+
+{#- The column whose rows a uniqueness test compares new rows with: unique's own column, the
+    first of unique_combination_of_columns; none for other tests. -#}
+{% macro uniqueness_key_column(test_node) -%}
+    {%- set metadata = test_node.test_metadata -%}
+    {%- if not metadata -%}{{ return(none) }}{%- endif -%}
+    {%- if metadata.name == 'unique' -%}{{ return(metadata.kwargs.column_name) }}{%- endif -%}
+    {%- if metadata.name == 'unique_combination_of_columns' -%}
+        {{ return(metadata.kwargs.combination_of_columns[0]) }}
+    {%- endif -%}
+    {{ return(none) }}
 {%- endmacro %}
 
 
@@ -109,7 +139,8 @@
     {%- set passed = [] -%}
     {%- for result in results -%}
         {%- if result.node.resource_type == 'test' and result.status == 'pass'
-            and '__since_last_pass(' in (result.node.config.where or '') -%}
+            and ('__since_last_pass(' in (result.node.config.where or '')
+                or (not result.node.config.where and since_last_pass_model_column(result.node))) -%}
             {%- do passed.append("'" ~ result.node.unique_id ~ "'") -%}
         {%- endif -%}
     {%- endfor -%}

@@ -9,7 +9,8 @@
     materialized='incremental',
     incremental_strategy='profile_tail_replace',
     profile_tail_column='week_ends_at',
-    indexes=[{'columns': ['profile_id']}],
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
 ) }}
 {%- set scope = profile_rebuild_scope() %}
 
@@ -54,7 +55,8 @@ final as (
         week_ends_at,
         profile_id,
         cast(count(*) as integer) as touchpoints,
-        cast(sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as integer) as orders
+        cast(sum(case when touchpoint_type = 'order_completed' then 1 else 0 end) as integer) as orders,
+        {{ build_timestamp() }} as rebuilt_at
     from touchpoint_weeks
     group by week_start, week_ends_at, profile_id
 

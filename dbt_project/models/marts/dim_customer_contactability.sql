@@ -10,7 +10,8 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='profile_replace',
-    indexes=[{'columns': ['profile_id']}],
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
 ) }}
 {%- set scope = profile_rebuild_scope() %}
 
@@ -114,7 +115,8 @@ final as (
         case
             when delivery_outcomes.event_type in ('bounce', 'dropped')
                 then delivery_outcomes.occurred_at
-        end as undeliverable_at
+        end as undeliverable_at,
+        {{ build_timestamp() }} as rebuilt_at
     from customers
     left join latest_contacts
         on latest_contacts.crm_id = customers.crm_id

@@ -14,7 +14,8 @@
         materialized='incremental',
         incremental_strategy='profile_tail_replace',
         profile_tail_column='window_ends_at',
-        indexes=[{'columns': ['profile_id']}],
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
         post_hook="{{ identity_analyze_sql(this) }}",
     )
 }}
@@ -70,7 +71,8 @@ final as (
         attempt_number,
         start_touchpoint_id,
         started_at,
-        ended_at as window_ends_at
+        ended_at as window_ends_at,
+        {{ build_timestamp() }} as rebuilt_at
     from attempt_chosen
 
 )

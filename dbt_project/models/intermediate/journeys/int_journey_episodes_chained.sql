@@ -16,7 +16,8 @@
         materialized='incremental',
         incremental_strategy='profile_tail_replace',
         profile_tail_column='timeout_at',
-        indexes=[{'columns': ['profile_id']}],
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
         post_hook="{{ identity_analyze_sql(this) }}",
     )
 }}
@@ -74,7 +75,8 @@ final as (
         completed_at,
         case
             when completed_at is null and timeout_at <= {{ as_of_timestamp() }} then timeout_at
-        end as abandoned_at
+        end as abandoned_at,
+        {{ build_timestamp() }} as rebuilt_at
     from episode_chosen
 
 )

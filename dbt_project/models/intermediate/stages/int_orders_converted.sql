@@ -13,7 +13,8 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='profile_replace',
-    indexes=[{'columns': ['profile_id']}],
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
 ) }}
 {%- set scope = profile_rebuild_scope() %}
 
@@ -48,7 +49,8 @@ final as (
         round(
             cast(orders.order_amount * currency_rates.rate_to_reporting_currency as {{ dbt.type_numeric() }}),
             2
-        ) as revenue
+        ) as revenue,
+        {{ build_timestamp() }} as rebuilt_at
     from touchpoints
     inner join orders
         on orders.order_id = touchpoints.source_record_id

@@ -10,7 +10,8 @@
     materialized='incremental',
     incremental_strategy='profile_tail_replace',
     profile_tail_column='window_ends_at',
-    indexes=[{'columns': ['profile_id']}],
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
     pre_hook="{{ episode_session_settings() }}",
 ) }}
 {%- set scope = profile_rebuild_scope() %}
@@ -74,7 +75,8 @@ final as (
             when furthest.steps_reached = furthest_step.step_count
                 then round({{ hours_between('attempts.started_at', 'furthest.furthest_step_reached_at') }}, 2)
         end as hours_to_convert,
-        attempts.window_ends_at > {{ as_of_timestamp() }} as is_window_open
+        attempts.window_ends_at > {{ as_of_timestamp() }} as is_window_open,
+        {{ build_timestamp() }} as rebuilt_at
     from attempts
     inner join furthest
         on furthest.attempt_id = attempts.attempt_id

@@ -13,7 +13,8 @@
     materialized='incremental',
     incremental_strategy='profile_tail_replace',
     profile_tail_column='timeout_at',
-    indexes=[{'columns': ['profile_id']}],
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
     pre_hook="{{ episode_session_settings() }}",
 ) }}
 {%- set scope = profile_rebuild_scope() %}
@@ -159,7 +160,8 @@ final as (
         cast(coalesce(activity.unsubscribes, 0) as integer) as unsubscribes,
         cast(coalesce(activity.bounces, 0) as integer) as bounces,
         coalesce(activity.revenue, 0) as revenue,
-        {{ utc_date('episodes.started_at') }} as started_day
+        {{ utc_date('episodes.started_at') }} as started_day,
+        {{ build_timestamp() }} as rebuilt_at
     from episodes
     inner join journey_settings
         on journey_settings.journey = episodes.journey

@@ -12,7 +12,8 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='profile_replace',
-    indexes=[{'columns': ['profile_id']}],
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
 ) }}
 {%- set scope = profile_rebuild_scope() %}
 
@@ -292,7 +293,8 @@ final as (
             partition by profile_id
             order by spell_number
             rows between unbounded preceding and current row
-        ) as integer) as regressions_so_far
+        ) as integer) as regressions_so_far,
+        {{ build_timestamp() }} as rebuilt_at
     from marked
 
 )

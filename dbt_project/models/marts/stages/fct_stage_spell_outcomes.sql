@@ -8,7 +8,8 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='profile_replace',
-    indexes=[{'columns': ['profile_id']}],
+    on_schema_change='append_new_columns',
+    indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
 ) }}
 {%- set scope = profile_rebuild_scope() %}
 
@@ -68,7 +69,8 @@ final as (
         ) as converted_to_next,
         coalesce(stage_history.exited_to = '{{ lapsed_stage() }}', false) as lapsed_next,
         cast(spell_orders.orders_in_stage as integer) as orders_in_stage,
-        spell_orders.revenue_in_stage
+        spell_orders.revenue_in_stage,
+        {{ build_timestamp() }} as rebuilt_at
     from stage_history
     inner join spell_orders
         on spell_orders.stage_spell_id = stage_history.stage_spell_id
