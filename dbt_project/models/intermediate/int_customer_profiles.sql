@@ -12,6 +12,7 @@
     materialized='incremental',
     incremental_strategy='profile_replace',
     indexes=[{'columns': ['profile_id']}],
+    post_hook="{{ identity_analyze_sql(this) }}",
     pre_hook="{{ prefer_hash_joins() }}",
 ) }}
 {%- set scope = profile_rebuild_scope() %}

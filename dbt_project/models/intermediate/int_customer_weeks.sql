@@ -11,6 +11,7 @@
     profile_tail_column='week_ends_at',
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
+    post_hook="{{ identity_analyze_sql(this) }}",
 ) }}
 {%- set scope = profile_rebuild_scope() %}
 

@@ -12,6 +12,7 @@
     incremental_strategy='profile_replace',
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
+    post_hook="{{ identity_analyze_sql(this) }}",
 ) }}
 {%- set scope = profile_rebuild_scope() %}
 

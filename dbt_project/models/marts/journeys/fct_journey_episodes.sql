@@ -15,6 +15,7 @@
     profile_tail_column='timeout_at',
     on_schema_change='append_new_columns',
     indexes=[{'columns': ['profile_id']}, {'columns': ['rebuilt_at']}],
+    post_hook="{{ identity_analyze_sql(this) }}",
     pre_hook="{{ episode_session_settings() }}",
 ) }}
 {%- set scope = profile_rebuild_scope() %}
