@@ -20,9 +20,8 @@ STORED_TOUCHPOINTS = "intermediate.int_touchpoints_unioned"
 #   expectation reading them through a view found them again by index: 22 queries, 5.8 s on
 #   fct_customer_stage_history with 28 % of 250,000 profiles listed); a view over the whole
 #   mart when every profile is validated (a copy would cost more than the checks);
-# - "table": always a table evaluated once per run (fct_customer_value, a view whose repeat
-#   rate is computed over all orders when read, and which the planner joins badly once a
-#   check filters it);
+# - "table": always a table evaluated once per run (fct_customer_value: every build computes
+#   it whole, as any order changes the repeat rate of every profile);
 # - "view": always a view (dim_customers: the checks read stored columns only, so its rolling
 #   activity counts are never computed for them).
 # The restated touchpoints are kept as a "part" too.
