@@ -41,7 +41,7 @@
 
 {#- dbt's default, plus the __since_last_pass(...)__ placeholder (see above). -#}
 {% macro get_where_subquery(relation) -%}
-    {%- set where = config.get('where') or since_last_pass_default_where(model) -%}
+    {%- set where = data_test_where(model) -%}
     {%- if not where -%}{{ return(relation) }}{%- endif -%}
     {%- set pattern = '__since_last_pass\\(\\s*(\\w+)\\s*(?:,\\s*(\\w+)\\s*)?\\)__' -%}
     {%- set match = modules.re.search(pattern, where) -%}
@@ -60,18 +60,16 @@
 {%- endmacro %}
 
 
-{#- `__since_last_pass(<column>)__` for a generic test of a model whose meta names its write
-    time column (data_tests_since_last_pass); none otherwise. -#}
-{% macro since_last_pass_default_where(test_node) -%}
-    {%- set column = since_last_pass_model_column(test_node) -%}
-    {{ return('__since_last_pass(' ~ column ~ ')__' if column else none) }}
-{%- endmacro %}
-
-
-{#- The write time column the tested model names in meta.data_tests_since_last_pass, or none. -#}
-{% macro since_last_pass_model_column(test_node) -%}
+{#- A test's where: its own, else `__since_last_pass(<column>)__` when it is a generic test
+    of a model whose meta names its write time column (data_tests_since_last_pass); none
+    otherwise. -#}
+{% macro data_test_where(test_node) -%}
+    {%- set own = test_node.config.get('where') -%}
+    {%- if own -%}{{ return(own) }}{%- endif -%}
     {%- set tested = graph.nodes.get(test_node.attached_node or '') if execute else none -%}
-    {{ return(((tested or {}).get('config', {}).get('meta') or {}).get('data_tests_since_last_pass')) }}
+    {%- set meta = (tested or {}).get('config', {}).get('meta') or {} -%}
+    {%- set column = meta.get('data_tests_since_last_pass') -%}
+    {{ return('__since_last_pass(' ~ column ~ ')__' if column else none) }}
 {%- endmacro %}
 
 
@@ -139,8 +137,7 @@
     {%- set passed = [] -%}
     {%- for result in results -%}
         {%- if result.node.resource_type == 'test' and result.status == 'pass'
-            and ('__since_last_pass(' in (result.node.config.where or '')
-                or (not result.node.config.where and since_last_pass_model_column(result.node))) -%}
+            and '__since_last_pass(' in (data_test_where(result.node) or '') -%}
             {%- do passed.append("'" ~ result.node.unique_id ~ "'") -%}
         {%- endif -%}
     {%- endfor -%}
