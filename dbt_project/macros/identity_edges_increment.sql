@@ -21,8 +21,17 @@
 {#- the sources whose records carry the e-mail addresses people typed: all but e-mail events,
     which hold the addresses the pipeline sent to (int_email_spellings) -#}
 {% macro email_spelling_sources() -%}
+    {{ return(identity_edge_sources_except('sendgrid')) }}
+{%- endmacro %}
+
+{#- the sources whose records are touchpoints (int_touchpoints_unioned): all but CRM contacts -#}
+{% macro touchpoint_sources() -%}
+    {{ return(identity_edge_sources_except('crm')) }}
+{%- endmacro %}
+
+{% macro identity_edge_sources_except(excluded) -%}
     {%- set sources = [] -%}
-    {%- for name, relation in identity_edge_sources() if name != 'sendgrid' -%}
+    {%- for name, relation in identity_edge_sources() if name != excluded -%}
         {%- do sources.append((name, relation)) -%}
     {%- endfor -%}
     {{ return(sources) }}

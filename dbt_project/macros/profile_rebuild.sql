@@ -156,8 +156,9 @@
       - a stored row whose restated version differs (any column but restated_at) is
         replaced; a restated row not stored yet is inserted;
       - a stored row no source holds any more is deleted: one inside the restatement window
-        that was not restated (a restated day holds exactly what the sources hold now), or
-        one of a restated record that it no longer yields (a reopened ticket's solved row).
+        of a source it was restated for (touchpoint_window_sources) that was not restated (a
+        restated day holds exactly what the sources hold now), or one of a restated record
+        that it no longer yields (a reopened ticket's solved row).
     Rows restated as they were stay as stored (with their restated_at), so a run writes,
     and the data tests and gates check, only what changed.
 -#}
@@ -167,6 +168,7 @@
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
     {%- set compared = names | reject('equalto', 'restated_at') | list -%}
     {%- set window_start = utc_timestamp_literal(touchpoint_window_start()) -%}
+    {%- set window_sources = touchpoint_window_sources(target) -%}
     {%- set restated_ids = 'select touchpoint_id from ' ~ source %}
     {{ identity_analyze_sql(source) }};
     with removed as (
@@ -183,12 +185,15 @@
             union all
 
             (
+                {%- if window_sources %}
                 select stored.touchpoint_id
                 from {{ target }} as stored
                 where stored.occurred_at >= {{ window_start }}
+                    and stored.source in ('{{ window_sources | join("', '") }}')
 
                 union
 
+                {%- endif %}
                 select stored.touchpoint_id
                 from {{ target }} as stored
                 inner join (

@@ -84,26 +84,47 @@
     build, no state yet, or records went away since). rows: what the model's rows are, for
     the log ('edge', 'spelling'). Deciding to recompute on an incremental run empties the
     state, in the model's transaction, so that its post-hook counts every record.
+    counted_with: see source_increment_check.
+-#}
+{% macro source_increment_plan(sources, rows, counted_with=none) -%}
+    {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
+    {%- set check = source_increment_check(sources, counted_with) -%}
+    {%- if check.went_away -%}
+        {{ log(this.identifier ~ ': recomputing every ' ~ rows, info=True) }}
+        {{ return(source_increment_recompute(source_increment_state_relation(this))) }}
+    {%- endif -%}
+    {{ log(this.identifier ~ ': merging the records loaded since the previous run into the stored ' ~ rows ~ 's', info=True) }}
+    {{ return(check.loaded_through) }}
+{%- endmacro %}
+
+{#-
+    Which sources' records went away since the previous run counted them: {went_away: the
+    names of the sources (name, staging relation) that now hold a different number of
+    records than that count plus the records loaded since (or that have no stored count),
+    loaded_through: {source: latest load time the previous run saw, as text, or none}}.
     counted_with: a model of the same kind that runs before this one (a dependency); the
     sources' record counts its state holds from this dbt invocation are used instead of
     counting every record again, and only the records loaded since are counted.
 -#}
-{% macro source_increment_plan(sources, rows, counted_with=none) -%}
-    {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
+{% macro source_increment_check(sources, counted_with=none) -%}
     {%- set state = source_increment_state_relation(this) -%}
     {%- set stored = {} -%}
-    {%- for row in run_query(
-        'select source, records, cast(loaded_through as ' ~ dbt.type_string() ~ ') from ' ~ state
-    ).rows -%}
-        {%- do stored.update({row[0]: row}) -%}
-    {%- endfor -%}
+    {%- if adapter.get_relation(state.database, state.schema, state.identifier) is not none -%}
+        {%- for row in run_query(
+            'select source, records, cast(loaded_through as ' ~ dbt.type_string() ~ ') from ' ~ state
+        ).rows -%}
+            {%- do stored.update({row[0]: row}) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- set went_away = [] -%}
+    {%- set loaded_through = {} -%}
     {%- for name, relation in sources if name not in stored -%}
-        {{ log(this.identifier ~ ': no record count stored for ' ~ name ~ ': recomputing every ' ~ rows, info=True) }}
-        {{ return(source_increment_recompute(state)) }}
+        {{ log(this.identifier ~ ': no record count stored for ' ~ name, info=True) }}
+        {%- do went_away.append(name) -%}
     {%- endfor -%}
     {%- set counted = source_increment_counted_in_this_invocation(counted_with) -%}
     {%- set counts -%}
-        {%- for name, relation in sources %}
+        {%- for name, relation in sources if name in stored %}
         {%- set loaded_after = source_increment_loaded_after(stored[name][2]) %}
         {%- if name in counted %}
         select '{{ name }}', cast({{ counted[name] }} as bigint), count(*)
@@ -116,20 +137,18 @@
         {%- if not loop.last %} union all{% endif %}
         {%- endfor %}
     {%- endset -%}
-    {%- set plan = {} -%}
-    {%- for name, records, new_records in run_query(counts).rows -%}
+    {%- for name, records, new_records in (run_query(counts).rows if counts | trim else []) -%}
         {%- if records != stored[name][1] + new_records -%}
             {{ log(
                 this.identifier ~ ': ' ~ name ~ ' holds ' ~ records ~ ' records, the previous run saw '
-                ~ stored[name][1] ~ ' and ' ~ new_records ~ ' were loaded since: records went away,'
-                ~ ' recomputing every ' ~ rows, info=True
+                ~ stored[name][1] ~ ' and ' ~ new_records ~ ' were loaded since: records went away',
+                info=True
             ) }}
-            {{ return(source_increment_recompute(state)) }}
+            {%- do went_away.append(name) -%}
         {%- endif -%}
-        {%- do plan.update({name: stored[name][2]}) -%}
+        {%- do loaded_through.update({name: stored[name][2]}) -%}
     {%- endfor -%}
-    {{ log(this.identifier ~ ': merging the records loaded since the previous run into the stored ' ~ rows ~ 's', info=True) }}
-    {{ return(plan) }}
+    {{ return({'went_away': went_away, 'loaded_through': loaded_through}) }}
 {%- endmacro %}
 
 {#- {source: records} as counted by the state of `model` in this dbt invocation ({} when it

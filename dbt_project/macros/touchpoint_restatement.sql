@@ -5,15 +5,24 @@
       loaded_through     max(loaded_at) of the table: records loaded after it are new or
                          re-delivered, however long ago they occurred (late-arriving)
       window_start       touchpoint_window_start(): every day from there on is restated
-                         whole, so records that vanished from a re-delivered file disappear
-                         from the model as well
+                         whole for the window_sources, so records that vanished from a
+                         re-delivered file disappear from the model as well
+      window_sources     the sources whose records went away since the previous run
+                         (source_increment_check: a source holds fewer records than that
+                         run counted plus those loaded since; e.g. a re-delivered file
+                         replaced its batch, a person was erased). A source that only gained
+                         records has nothing in the window but its new records to restate.
       restated_through   max(restated_at) of the table: identifiers whose profile id changed
                          after it (int_identifiers_resolved.profile_changed_at: profiles
                          merged or split) re-stitch their touchpoints
 
-    none (rewrite everything) on a full build or while the table is empty.
+    none (rewrite everything) on a full build or while the table is empty. The record counts
+    live in the model's state table (macros/source_increment.sql); a source whose records
+    went away loses its stored count, so the post-hook counts it whole, and the strategy
+    (touchpoint_replace) finds the window's sources as those without one.
+    counted_with: int_identity_edges, whose counts of this invocation are used.
 -#}
-{% macro touchpoint_restatement_plan() -%}
+{% macro touchpoint_restatement_plan(counted_with) -%}
     {%- set window_start = touchpoint_window_start() -%}
     {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
     {%- set row = run_query(
@@ -21,19 +30,46 @@
         ~ ' cast(max(restated_at) as ' ~ dbt.type_string() ~ ')'
         ~ ' from ' ~ this
     ).rows[0] -%}
-    {%- if row[0] is none or row[1] is none -%}{{ return(none) }}{%- endif -%}
+    {%- set sources = touchpoint_sources() | map(attribute=0) | list -%}
+    {%- if row[0] is none or row[1] is none -%}
+        {%- do touchpoint_window_state_forget(sources) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set went_away = source_increment_check(touchpoint_sources(), counted_with).went_away -%}
+    {%- do touchpoint_window_state_forget(went_away) -%}
     {%- set plan = {
         'loaded_through': row[0],
         'window_start': window_start,
+        'window_sources': went_away,
         'restated_through': row[1],
     } -%}
     {{ log(
         this.identifier ~ ': restating records loaded after ' ~ plan.loaded_through
-        ~ ', every touchpoint from ' ~ plan.window_start
+        ~ ', every touchpoint from ' ~ plan.window_start ~ ' of '
+        ~ (plan.window_sources | join(', ') if plan.window_sources else 'no source (no records went away)')
         ~ ' and the touchpoints of identifiers whose profile changed after ' ~ plan.restated_through,
         info=True
     ) }}
     {{ return(plan) }}
+{%- endmacro %}
+
+
+{#- Drop the stored record counts of these sources (the post-hook then counts them whole). -#}
+{% macro touchpoint_window_state_forget(sources) -%}
+    {%- set state = source_increment_state_relation(this) -%}
+    {%- if sources and adapter.get_relation(state.database, state.schema, state.identifier) is not none -%}
+        {%- do run_query(
+            'delete from ' ~ state ~ " where source in ('" ~ sources | join("', '") ~ "')"
+        ) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The plan's window_sources, for the strategy: the sources without a stored record count. -#}
+{% macro touchpoint_window_sources(relation) -%}
+    {%- set state = source_increment_state_relation(relation) -%}
+    {%- set counted = run_query('select source from ' ~ state).columns[0].values() -%}
+    {{ return(touchpoint_sources() | map(attribute=0) | reject('in', counted) | list) }}
 {%- endmacro %}
 
 
@@ -62,10 +98,11 @@
     The records of a staging `relation` (the `source` of int_touchpoints_unioned, keyed by
     `key_column`) the run writes: every one without a plan; else those loaded after the
     previous run, and the stored ones (found by the model's indexes, then by key in the
-    staging relation) that occurred inside the window or whose identifier (the one that
-    decided their profile) is listed in the model's changed_identifiers. A record's
-    other identifiers do not decide its row: one with a changed identifier that did not
-    decide its profile would be rewritten as it was.
+    staging relation) that occurred inside the window (a source of the plan's
+    window_sources) or whose identifier (the one that decided their profile) is listed in
+    the model's changed_identifiers. A record's other identifiers do not decide its row:
+    one with a changed identifier that did not decide its profile would be rewritten as it
+    was.
     Parts a single predicate would join with `or` are separate scans: the stored records'
     keys are looked up with `= any(array(...))` (an index scan of the staging relation's
     key, whatever the planner guesses for the view), the new ones by load time.
@@ -82,6 +119,7 @@
     select records.*
     from {{ relation }} as records
     where records.{{ key_column }} = any(array(
+        {%- if source in plan.window_sources %}
         select stored.source_record_id
         from {{ this }} as stored
         where stored.source = '{{ source }}'
@@ -89,6 +127,7 @@
 
         union
 
+        {%- endif %}
         select stored.source_record_id
         from {{ this }} as stored
         inner join changed_identifiers

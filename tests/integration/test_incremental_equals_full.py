@@ -174,7 +174,11 @@ def _record_counts(url: str) -> dict[str, dict[str, tuple]]:
                     f"select source, records, loaded_through from intermediate.{state}"
                 )
             }
-            for state in ["int_identity_edges_state", "int_email_spellings_state"]
+            for state in [
+                "int_identity_edges_state",
+                "int_email_spellings_state",
+                "int_touchpoints_unioned_state",
+            ]
         }
         counts["held"] = {
             source: conn.execute(
@@ -263,5 +267,6 @@ def test_the_record_counts_kept_for_the_next_run_match_the_sources(warehouses, r
     counts = warehouses["record_counts"][run]
     assert set(counts["int_identity_edges_state"]) == set(STAGED)
     assert set(counts["int_email_spellings_state"]) == set(STAGED) - {"sendgrid"}
+    assert set(counts["int_touchpoints_unioned_state"]) == set(STAGED) - {"crm"}
     for state, kept in counts.items():
         assert kept == {source: counts["held"][source] for source in kept}, state

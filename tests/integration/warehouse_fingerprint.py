@@ -35,6 +35,7 @@ RUN_HISTORY_TABLES = {
     "intermediate.int_touchpoint_changes",
     "intermediate.int_identity_edges_state",
     "intermediate.int_email_spellings_state",
+    "intermediate.int_touchpoints_unioned_state",
 }
 
 

@@ -8,8 +8,10 @@
 
     Incremental (macros/touchpoint_restatement.sql): a run restates every touchpoint of the
     source records loaded since the previous run (late-arriving ones included), of the days
-    inside the restatement window (var('restatement_lookback_days')) and of the identifiers
-    whose profile id changed, and writes only the rows that differ from the stored ones
+    inside the restatement window (var('restatement_lookback_days')) for the sources whose
+    records went away since the previous run (their record counts: int_touchpoints_unioned_state)
+    and of the identifiers whose profile id changed, and writes only the rows that differ
+    from the stored ones
     (restated_at: when a row was last written); rows of a restated record or day that no
     source holds any more are deleted. A full refresh builds the same table.
     The profiles of the rows written or deleted are logged in int_touchpoint_changes
@@ -29,8 +31,8 @@
     materialized='incremental',
     incremental_strategy='touchpoint_replace',
     on_schema_change='sync_all_columns',
-    pre_hook=["{{ touchpoint_changes_create_sql(this) }}"],
-    post_hook=["{{ identity_analyze_sql(this) }}"],
+    pre_hook=["{{ touchpoint_changes_create_sql(this) }}", "{{ source_increment_state_create_sql(this) }}"],
+    post_hook=["{{ source_increment_state_record_sql(this, touchpoint_sources()) }}", "{{ identity_analyze_sql(this) }}"],
     indexes=[
         {'columns': ['touchpoint_id'], 'unique': True},
         {'columns': ['profile_id']},
@@ -42,7 +44,8 @@
     ],
 ) }}
 
-{%- set plan = touchpoint_restatement_plan() %}
+{#- runs after the edges (a dependency), whose record counts of this run it uses -#}
+{%- set plan = touchpoint_restatement_plan(ref('int_identity_edges')) %}
 
 with
 
