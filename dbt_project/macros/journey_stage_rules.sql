@@ -176,19 +176,20 @@
     {%- if ignored -%}{{ type_column }} not in {{ stage_list_sql(ignored) }}{%- else -%}1 = 1{%- endif -%}
 {%- endmacro %}
 
+{#- The CTE (or column) name of a stage's condition by its position (from 1), e.g.
+    consideration_condition_2. -#}
+{% macro stage_condition_name(stage, position) -%}
+    {{ return(stage.name ~ '_condition_' ~ position) }}
+{%- endmacro %}
+
 {#-
-    When a condition first holds, per profile and scope, from a relation of touchpoints with
-    profile_id, scope_key, touchpoint_id, touchpoint_type, occurred_at.
+    When a condition of at_least >= 2 touchpoints first holds, per profile and scope, from a
+    relation of touchpoints with profile_id, scope_key, touchpoint_id, touchpoint_type,
+    occurred_at. (A one-touchpoint condition first holds at its first match: see
+    fct_customer_stage_history's first_matches.)
 -#}
 {% macro stage_condition_entries(condition, relation) -%}
     {%- set n = condition.at_least -%}
-    {%- if n == 1 -%}
-    {#- the first match: no window needed (a 1-touchpoint window always holds) -#}
-    select profile_id, scope_key, min(occurred_at) as qualified_at
-    from {{ relation }}
-    where {{ stage_condition_matches(condition, 'touchpoint_type') }}
-    group by profile_id, scope_key
-    {%- else -%}
     select
         profile_id,
         scope_key,
@@ -216,5 +217,4 @@
         and occurred_at <= {{ dbt.dateadd('day', condition.within_days_of_first, 'first_at') }}
     {%- endif %}
     group by profile_id, scope_key
-    {%- endif -%}
 {%- endmacro %}

@@ -86,14 +86,37 @@ scoped_touchpoints as (
 
 ),
 
+{#- When each condition one touchpoint satisfies first holds, per profile and scope, and the
+    scope's last activity: one pass over the touchpoints. -#}
+first_matches as (
+
+    select
+        profile_id,
+        scope_key,
+        {%- for stage in config.stages %}
+        {%- for condition in stage.conditions %}
+        {%- if condition.at_least == 1 %}
+        min(case when {{ stage_condition_matches(condition, 'touchpoint_type') }} then occurred_at end)
+            as {{ stage_condition_name(stage, loop.index) }},
+        {%- endif %}
+        {%- endfor %}
+        {%- endfor %}
+        max(case when is_activity then occurred_at end) as last_activity_at
+    from scoped_touchpoints
+    group by profile_id, scope_key
+
+),
+
 {% for stage in config.stages %}
 {% for condition in stage.conditions %}
-{{ stage.name }}_condition_{{ loop.index }} as (
+{% if condition.at_least > 1 %}
+{{ stage_condition_name(stage, loop.index) }} as (
 
     {{ stage_condition_entries(condition, 'scoped_touchpoints') }}
 
 ),
 
+{% endif %}
 {% endfor %}
 {% endfor %}
 
@@ -101,14 +124,21 @@ stage_candidates as (
 
     select profile_id, scope_key, stage_order, min(qualified_at) as candidate_at
     from (
-        {% for stage in config.stages %}
-        {% set stage_loop = loop %}
-        {% for condition in stage.conditions %}
+        {%- for stage in config.stages %}
+        {%- set stage_loop = loop %}
+        {%- for condition in stage.conditions %}
+        {%- set name = stage_condition_name(stage, loop.index) %}
+        {%- if condition.at_least == 1 %}
+        select profile_id, scope_key, {{ stage.order }} as stage_order, {{ name }} as qualified_at
+        from first_matches
+        where {{ name }} is not null
+        {%- else %}
         select profile_id, scope_key, {{ stage.order }} as stage_order, qualified_at
-        from {{ stage.name }}_condition_{{ loop.index }}
+        from {{ name }}
+        {%- endif %}
         {% if not (loop.last and stage_loop.last) %}union all{% endif %}
-        {% endfor %}
-        {% endfor %}
+        {%- endfor %}
+        {%- endfor %}
     ) as qualified
     group by profile_id, scope_key, stage_order
 
@@ -130,20 +160,26 @@ milestones as (
 
 ),
 
+comebacks as (
+
+    select profile_id, scope_key, occurred_at, previous_activity_at
+    from scoped_touchpoints
+    where is_comeback = 1
+
+),
+
 {#- Last activity before each lapse: before a comeback, and the latest one if long enough ago. -#}
 lapses as (
 
     select profile_id, previous_activity_at as active_until
-    from scoped_touchpoints
-    where is_comeback = 1
+    from comebacks
 
     union all
 
-    select profile_id, max(occurred_at) as active_until
-    from scoped_touchpoints
-    where is_activity
+    select profile_id, max(last_activity_at) as active_until
+    from first_matches
     group by profile_id
-    having {{ dbt.dateadd('day', inactive_days, 'max(occurred_at)') }} <= {{ as_of_timestamp() }}
+    having {{ dbt.dateadd('day', inactive_days, 'max(last_activity_at)') }} <= {{ as_of_timestamp() }}
 
 ),
 
@@ -162,8 +198,7 @@ events as (
         0 as event_rank,
         0 as stage_order,
         -1 as lapse_step
-    from scoped_touchpoints
-    where is_comeback = 1
+    from comebacks
 
     union all
 
