@@ -61,8 +61,9 @@ def profile_id(identifier_key: str) -> str:
     return "p_" + hashlib.md5(identifier_key.encode()).hexdigest()[:16]
 
 
-def build(url: str, as_of: str) -> None:
-    """Seeds and models (not the reporting layer, no data tests) at the given as_of."""
+def build(url: str, as_of: str) -> str:
+    """Seeds and models (not the reporting layer, no data tests) at the given as_of; dbt's
+    output."""
     selection = [
         "--resource-type",
         "seed",
@@ -71,7 +72,7 @@ def build(url: str, as_of: str) -> None:
         "--exclude",
         "tag:reporting",
     ]
-    run_dbt(["build", *selection, "--vars", f"{{as_of: '{as_of}'}}"], DBT_PROJECT, url)
+    return run_dbt(["build", *selection, "--vars", f"{{as_of: '{as_of}'}}"], DBT_PROJECT, url)
 
 
 def written_since(conn, marker: int) -> dict[str, dict[str, int]]:
@@ -204,14 +205,14 @@ def late_delivery(warehouse, as_of_advance, server_url):
     ).fetchone()[0]
     conn.execute(DAN_LATE_VIEW)
     marker = conn.execute("select txid_current()").fetchone()[0]
-    build(url, LATER)
+    output = build(url, LATER)
     states = states_against_a_full_build(server_url, url, "profiles_late_full", DAN_LATE_VIEW)
-    return before, marker, states
+    return before, marker, states, output
 
 
 def test_a_delivery_for_one_person_rewrites_only_that_profile(warehouse, late_delivery):
     _, conn = warehouse
-    touchpoints, marker, _ = late_delivery
+    touchpoints, marker, _, _ = late_delivery
     dan = profile_id(DAN)
     rebuild_all, profiles = listed(conn)
     assert not rebuild_all and set(profiles) == {dan}
@@ -242,7 +243,7 @@ def tail_condition(table: str) -> str:
 
 def test_a_late_touchpoint_keeps_the_episodes_that_settled_before_it(warehouse, late_delivery):
     _, conn = warehouse
-    _, marker, _ = late_delivery
+    _, marker, _, _ = late_delivery
     dan = profile_id(DAN)
     rebuild_from = conn.execute(
         "select rebuild_from from intermediate.int_profiles_to_rebuild where profile_id = %s",
@@ -278,8 +279,8 @@ def reopened_ticket(warehouse, late_delivery, server_url):
     """A ticket solved long ago delivered again open, built incrementally and whole."""
     url, conn = warehouse
     conn.execute(IVAN_TICKET_REOPENED)
-    build(url, LATER)
-    return states_against_a_full_build(
+    output = build(url, LATER)
+    return output, states_against_a_full_build(
         server_url, url, "profiles_reopened_full", DAN_LATE_VIEW, IVAN_TICKET_REOPENED
     )
 
@@ -291,5 +292,21 @@ def test_a_ticket_delivered_again_open_loses_its_solved_touchpoint(warehouse, re
         " where source = 'support' and source_record_id = 't002'"
     ).fetchall()
     assert touchpoints == [("ticket_opened:t002",)]
-    incremental, full = reopened_ticket
+    incremental, full = reopened_ticket[1]
     assert [table for table in full if incremental[table] != full[table]] == []
+
+
+def test_a_delivery_that_only_adds_records_restates_no_days_of_the_window(late_delivery):
+    """The restatement window is for records that went away: a source that only gained
+    records has nothing there to restate but its new records."""
+    output = late_delivery[3]
+    assert "of no source (no records went away)" in output
+
+
+def test_a_source_that_lost_a_record_restates_the_days_of_the_window(reopened_ticket):
+    """Ivan's ticket, written again in place, is one record loaded since the previous run
+    while the source holds no more records than before: one went away, so the support
+    source's window days are restated, and no other source's."""
+    output = reopened_ticket[0]
+    assert "int_touchpoints_unioned: support holds" in output
+    assert " of support and the touchpoints of identifiers" in output
