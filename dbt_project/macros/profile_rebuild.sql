@@ -156,7 +156,7 @@
       - a stored row whose restated version differs (any column but restated_at) is
         replaced; a restated row not stored yet is inserted;
       - a stored row no source holds any more is deleted: one inside the restatement window
-        of a source it was restated for (touchpoint_window_sources) that was not restated (a
+        of a source it was restated for (the plan's window_sources) that was not restated (a
         restated day holds exactly what the sources hold now), or one of a restated record
         that it no longer yields (a reopened ticket's solved row).
     Rows restated as they were stay as stored (with their restated_at), so a run writes,
@@ -168,7 +168,8 @@
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
     {%- set compared = names | reject('equalto', 'restated_at') | list -%}
     {%- set window_start = utc_timestamp_literal(touchpoint_window_start()) -%}
-    {%- set window_sources = touchpoint_window_sources(target) -%}
+    {#- the plan's window_sources: it dropped their record counts -#}
+    {%- set window_sources = source_increment_uncounted(target, touchpoint_sources()) -%}
     {%- set restated_ids = 'select touchpoint_id from ' ~ source %}
     {{ identity_analyze_sql(source) }};
     with removed as (

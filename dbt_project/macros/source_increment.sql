@@ -91,7 +91,8 @@
     {%- set check = source_increment_check(sources, counted_with) -%}
     {%- if check.went_away -%}
         {{ log(this.identifier ~ ': recomputing every ' ~ rows, info=True) }}
-        {{ return(source_increment_recompute(source_increment_state_relation(this))) }}
+        {%- do source_increment_forget() -%}
+        {{ return(none) }}
     {%- endif -%}
     {{ log(this.identifier ~ ': merging the records loaded since the previous run into the stored ' ~ rows ~ 's', info=True) }}
     {{ return(check.loaded_through) }}
@@ -171,10 +172,26 @@
     {{ return(counted) }}
 {%- endmacro %}
 
-{#- No plan (recompute every row), the state emptied for the post-hook. -#}
-{% macro source_increment_recompute(state) -%}
-    {%- do run_query('delete from ' ~ state) -%}
-    {{ return(none) }}
+{#- Drop the stored record counts of these sources (names; every source when none), in the
+    model's transaction: its post-hook then counts them whole. -#}
+{% macro source_increment_forget(sources=none) -%}
+    {%- set state = source_increment_state_relation(this) -%}
+    {%- if (sources is none or sources)
+        and adapter.get_relation(state.database, state.schema, state.identifier) is not none -%}
+        {%- do run_query(
+            'delete from ' ~ state
+            ~ (" where source in ('" ~ sources | join("', '") ~ "')" if sources is not none else '')
+        ) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The names of the sources (name, staging relation) that have no stored record count in the
+    state of `model` (none taken yet, or dropped by source_increment_forget in this run). -#}
+{% macro source_increment_uncounted(model, sources) -%}
+    {%- set counted = run_query(
+        'select source from ' ~ source_increment_state_relation(model)
+    ).columns[0].values() -%}
+    {{ return(sources | map(attribute=0) | reject('in', counted) | list) }}
 {%- endmacro %}
 
 {#- The load time after which a source's records are new (everything when none was seen). -#}

@@ -19,7 +19,8 @@
     none (rewrite everything) on a full build or while the table is empty. The record counts
     live in the model's state table (macros/source_increment.sql); a source whose records
     went away loses its stored count, so the post-hook counts it whole, and the strategy
-    (touchpoint_replace) finds the window's sources as those without one.
+    (touchpoint_replace) finds the window's sources as those without one
+    (source_increment_uncounted).
     counted_with: int_identity_edges, whose counts of this invocation are used.
 -#}
 {% macro touchpoint_restatement_plan(counted_with) -%}
@@ -30,13 +31,12 @@
         ~ ' cast(max(restated_at) as ' ~ dbt.type_string() ~ ')'
         ~ ' from ' ~ this
     ).rows[0] -%}
-    {%- set sources = touchpoint_sources() | map(attribute=0) | list -%}
     {%- if row[0] is none or row[1] is none -%}
-        {%- do touchpoint_window_state_forget(sources) -%}
+        {%- do source_increment_forget() -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set went_away = source_increment_check(touchpoint_sources(), counted_with).went_away -%}
-    {%- do touchpoint_window_state_forget(went_away) -%}
+    {%- do source_increment_forget(went_away) -%}
     {%- set plan = {
         'loaded_through': row[0],
         'window_start': window_start,
@@ -51,25 +51,6 @@
         info=True
     ) }}
     {{ return(plan) }}
-{%- endmacro %}
-
-
-{#- Drop the stored record counts of these sources (the post-hook then counts them whole). -#}
-{% macro touchpoint_window_state_forget(sources) -%}
-    {%- set state = source_increment_state_relation(this) -%}
-    {%- if sources and adapter.get_relation(state.database, state.schema, state.identifier) is not none -%}
-        {%- do run_query(
-            'delete from ' ~ state ~ " where source in ('" ~ sources | join("', '") ~ "')"
-        ) -%}
-    {%- endif -%}
-{%- endmacro %}
-
-
-{#- The plan's window_sources, for the strategy: the sources without a stored record count. -#}
-{% macro touchpoint_window_sources(relation) -%}
-    {%- set state = source_increment_state_relation(relation) -%}
-    {%- set counted = run_query('select source from ' ~ state).columns[0].values() -%}
-    {{ return(touchpoint_sources() | map(attribute=0) | reject('in', counted) | list) }}
 {%- endmacro %}
 
 
