@@ -85,6 +85,44 @@ def _print_comparison(full: dict, incremental: dict) -> None:
     )
 
 
+def _recomputed_share(url: str) -> dict[str, int] | None:
+    """How much of the warehouse the last build's profile marts recomputed: the listed profiles
+    and the touchpoints they hold (each profile mart re-reads those); None when every profile
+    was recomputed."""
+    import psycopg
+
+    from journeyflow.warehouse import analytic_session_options
+
+    with psycopg.connect(url, options=analytic_session_options()) as conn:
+        rebuild_all = conn.execute(
+            "select rebuild_all from intermediate.int_profiles_to_rebuild where profile_id is null"
+        ).fetchone()[0]
+        if rebuild_all:
+            return None
+        row = conn.execute(
+            """select
+                (select count(profile_id) from intermediate.int_profiles_to_rebuild),
+                (select count(*) from intermediate.int_customer_profiles),
+                (select count(*) from marts.fct_touchpoints
+                 inner join intermediate.int_profiles_to_rebuild using (profile_id)),
+                (select count(*) from marts.fct_touchpoints)"""
+        ).fetchone()
+    return dict(zip(("listed", "profiles", "listed_touchpoints", "touchpoints"), row, strict=True))
+
+
+def _print_recomputed_share(share: dict[str, int] | None) -> None:
+    if share is None:
+        print("\nthe incremental run recomputed every profile")
+        return
+    print(
+        f"\nprofiles the incremental run recomputed: {share['listed']:,} of {share['profiles']:,}"
+        f" ({share['listed'] / max(share['profiles'], 1):.1%}), holding"
+        f" {share['listed_touchpoints']:,} of {share['touchpoints']:,} touchpoints"
+        f" ({share['listed_touchpoints'] / max(share['touchpoints'], 1):.1%}):"
+        " the profile marts read those again"
+    )
+
+
 def _server_url(workdir: Path) -> str:
     from journeyflow import warehouse
 
@@ -150,6 +188,7 @@ def main() -> None:
         incremental = _run(dag, END + timedelta(days=1), log_file)
         _print_run(f"incremental run (+{increment.touchpoints:,})", incremental, arguments.top)
         _print_comparison(full, incremental)
+        _print_recomputed_share(_recomputed_share(os.environ["JOURNEY_WAREHOUSE_URL"]))
     finally:
         if arguments.keep:
             print(f"warehouse kept: {name}")
