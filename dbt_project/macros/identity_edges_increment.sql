@@ -42,8 +42,10 @@
     The merge: each edge the new records carry, its aggregates combined with the stored
     active edge's (a tombstone's records are gone: it restarts from the new ones).
     first_record_id: the record of the smaller (time key, record id), as a full build picks.
+    structure_kept_at: `stored_structure_at` (the stored edge's structure change time) when
+    the edge was active and is not seen earlier than before; null (changed now) otherwise.
 -#}
-{% macro identity_edges_merged(new_edges, stored_edges, sources) -%}
+{% macro identity_edges_merged(new_edges, stored_edges, sources, stored_structure_at) -%}
     {%- set kept = 'coalesce(' ~ stored_edges ~ '.is_active, false)' -%}
     {%- set all_sources -%}
         ',' || case when {{ kept }} then {{ stored_edges }}.sources else '' end || ',' || {{ new_edges }}.sources || ','
@@ -76,7 +78,11 @@
                 then {{ stored_edges }}.first_record_id
             else {{ identity_after_time_key(new_edges ~ '.first_record_order') }}
         end as first_record_id,
-        true as is_active
+        true as is_active,
+        case
+            when {{ kept }} and {{ new_edges }}.first_seen_at >= {{ stored_edges }}.first_seen_at
+                then {{ stored_structure_at }}
+        end as structure_kept_at
     from {{ new_edges }}
     left join {{ this }} as {{ stored_edges }}
         on {{ stored_edges }}.edge_id = {{ new_edges }}.edge_id

@@ -459,3 +459,48 @@ def test_removed_record_splits_the_profile(graph, db):
     assert split == [
         (profile_of_key("anonymous_id:chain-d1"), profile_of_key("anonymous_id:chain-d2"), 2)
     ]
+
+
+def test_links_seen_again_move_a_limit_cut_and_update_seen_times(graph, db):
+    """Records that only repeat known links: u2 has now used the shared device four times
+    against u1's three, so the limit rule keeps the device with u2, as a full rebuild does;
+    a link seen again elsewhere changes no profile, only the identifiers' last_seen_at."""
+    again = [
+        web(f"shared-again-{i}", "shared-d", "shared-u2", "shared-e2@example.com", minutes=500 + i)
+        for i in range(3)
+    ]
+    write_raw(
+        graph["url"],
+        [*again, web("disjoint-again", "disjoint-d1", "disjoint-u1", minutes=600)],
+        "again",
+    )
+    before = profiles(graph["url"])
+    output = build(graph["url"])
+    incremental = profiles(graph["url"])
+    assert members({"now": incremental}, "shared-", key="now") == {
+        profile_of_key("anonymous_id:shared-d2"): {
+            "anonymous_id:shared-d",
+            "anonymous_id:shared-d2",
+            "user_id:shared-u2",
+            "email:shared-e2@example.com",
+        },
+        profile_of_key("email:shared-e1@example.com"): {
+            "user_id:shared-u1",
+            "email:shared-e1@example.com",
+        },
+    }
+    assert {key: profile for key, profile in incremental.items() if "shared-" not in key} == {
+        key: profile for key, profile in before.items() if "shared-" not in key
+    }
+    seen = db.execute(
+        "select identifier_key, last_seen_at, resolved_at = (select max(resolved_at)"
+        " from intermediate.int_identifiers_resolved) from intermediate.int_identifiers_resolved"
+        " where identifier_key like '%disjoint-%1' order by 1"
+    ).fetchall()
+    assert seen == [
+        ("anonymous_id:disjoint-d1", at(600), True),
+        ("user_id:disjoint-u1", at(600), True),
+    ]
+    assert "0 profile id changes" not in output and "seen again (seen times updated)" in output
+    build(graph["url"], "--full-refresh")
+    assert profiles(graph["url"]) == incremental

@@ -19,6 +19,7 @@ VOLATILE_COLUMNS = {
     "claimed_at",
     "erased_at",
     "changed_at",
+    "structure_changed_at",
     "resolved_at",
     "restated_at",
     "rebuilt_at",

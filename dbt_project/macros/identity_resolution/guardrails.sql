@@ -129,9 +129,11 @@
 {%- endmacro %}
 
 
-{#- `assigned` with the components rebuilt by the limit rules, as a relation or subquery. -#}
+{#- `assigned` with the components rebuilt by the limit rules (limit_applied), as a subquery. -#}
 {% macro identity__components(assigned, rebuilt) -%}
-    {%- if rebuilt is none -%}{{ return(assigned) }}{%- endif -%}
+    {%- if rebuilt is none -%}
+        {{ return('(select assigned.*, false as limit_applied from ' ~ assigned ~ ' as assigned)') }}
+    {%- endif -%}
     {{ return('(
         select
             assigned.node_id,
@@ -140,7 +142,8 @@
             assigned.identifier_value,
             assigned.first_seen_at,
             assigned.last_seen_at,
-            coalesce(rebuilt.component, assigned.component) as component
+            coalesce(rebuilt.component, assigned.component) as component,
+            rebuilt.node_id is not null as limit_applied
         from ' ~ assigned ~ ' as assigned
         left join ' ~ rebuilt ~ ' as rebuilt on rebuilt.node_id = assigned.node_id
     )') }}

@@ -39,6 +39,7 @@
     {%- set edges = '(' ~ sql ~ ') as identity_edges' -%}
     {#- the previous resolution, unless the table predates this materialization -#}
     {%- set previous_relation = existing_relation if identity__is_resolution_state(existing_relation) else none -%}
+    {% do identity__add_missing_columns(previous_relation) %}
     {%- set scope = identity__scope(previous_relation, edges) -%}
     {% do identity__lap(timer, 'scope') %}
 
@@ -89,12 +90,14 @@
     {%- endif -%}
 
     {%- set written = load_result('main')['response'].rows_affected -%}
+    {%- set seen_again = identity__update_seen_times(target_relation, scope) -%}
     {% do identity__lap(timer, 'write') %}
     {{ log(
         'identity resolution (' ~ scope.mode ~ '): ' ~ written ~ ' identifiers rewritten in '
         ~ identity__scalar('select count(*) from ' ~ stats) ~ ' profiles, '
         ~ limited.split ~ ' components split by limit rules, '
-        ~ identity__scalar('select count(*) from ' ~ changes) ~ ' profile id changes',
+        ~ identity__scalar('select count(*) from ' ~ changes) ~ ' profile id changes, '
+        ~ seen_again ~ ' seen again (seen times updated)',
         info=True
     ) }}
 
@@ -114,6 +117,22 @@
 {% endmaterialization %}
 
 
+{#- Incremental runs: the identifiers whose self-edge was only seen again get its
+    last_seen_at and this run's resolved_at (rows rewritten by this run already have
+    both); returns how many rows changed. -#}
+{% macro identity__update_seen_times(target_relation, scope) -%}
+    {%- if scope.mode != 'incremental' -%}{{ return(0) }}{%- endif -%}
+    {%- set run_at = build_timestamp() -%}
+    {{ return(identity__execute('identity_seen_again', '
+        update ' ~ target_relation ~ ' as resolved
+        set last_seen_at = seen_again.last_seen_at, resolved_at = ' ~ run_at ~ '
+        from (' ~ scope.seen_again ~ ') as seen_again
+        where resolved.identifier_key = seen_again.identifier_key
+            and resolved.resolved_at <> ' ~ run_at
+    )) }}
+{%- endmacro %}
+
+
 {#- Record the seconds spent since the previous lap as `step` in `timer` (logged at the end). -#}
 {% macro identity__lap(timer, step) -%}
     {%- set now = modules.datetime.datetime.now() -%}
@@ -129,6 +148,7 @@
         'survivor_identifier_type', 'survivor_identifier_value', 'cluster_size',
         'first_seen_at', 'last_seen_at', 'previous_profile_id', 'profile_changed_at',
         'change_rule', 'linking_edge_id', 'linking_record_id', 'resolved_at', 'rules_fingerprint',
+        'limit_applied',
     ]) }}
 {%- endmacro %}
 

@@ -37,7 +37,8 @@
             survivors.survivor_identifier_value,
             survivors.cluster_size,
             components.first_seen_at,
-            components.last_seen_at
+            components.last_seen_at,
+            components.limit_applied
         from ' ~ components ~ ' as components
         inner join ' ~ survivors ~ ' as survivors on survivors.component = components.component' -%}
     {%- if materialize -%}
@@ -47,14 +48,30 @@
 {%- endmacro %}
 
 
-{#- True when `relation` is a resolution this materialization wrote (it has its columns). -#}
+{#- True when `relation` is a resolution this materialization wrote (it has its columns but
+    perhaps those added since, see identity__added_columns). -#}
 {% macro identity__is_resolution_state(relation) -%}
     {%- if relation is none -%}{{ return(false) }}{%- endif -%}
     {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
-    {%- for column in identity__resolved_columns() -%}
+    {%- for column in identity__resolved_columns() if column not in identity__added_columns() -%}
         {%- if column not in names -%}{{ return(false) }}{%- endif -%}
     {%- endfor -%}
     {{ return(true) }}
+{%- endmacro %}
+
+
+{#- Columns added to the resolution after it first shipped, with their type: a stored
+    resolution without them gets them (null) and keeps its history. -#}
+{% macro identity__added_columns() -%}
+    {{ return({'limit_applied': dbt.type_boolean()}) }}
+{%- endmacro %}
+
+{% macro identity__add_missing_columns(relation) -%}
+    {%- if relation is none -%}{{ return(none) }}{%- endif -%}
+    {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {%- for column, column_type in identity__added_columns().items() if column not in names -%}
+        {% do run_query('alter table ' ~ relation ~ ' add column ' ~ column ~ ' ' ~ column_type) %}
+    {%- endfor -%}
 {%- endmacro %}
 
 
@@ -220,7 +237,8 @@
                 ' ~ no_text ~ ' as linking_edge_id,
                 ' ~ no_text ~ ' as linking_record_id,
                 ' ~ run_at ~ ' as resolved_at,
-                \'' ~ identity__rules_fingerprint() ~ '\' as rules_fingerprint
+                \'' ~ identity__rules_fingerprint() ~ '\' as rules_fingerprint,
+                limit_applied
             from ' ~ resolved ~ ' as resolved') }}
     {%- endif -%}
     {%- set changed = 'changes.profile_id is not null' -%}
@@ -246,7 +264,8 @@
             case when ' ~ changed ~ ' then changes.linking_record_id else previous.linking_record_id end
                 as linking_record_id,
             ' ~ run_at ~ ' as resolved_at,
-            \'' ~ identity__rules_fingerprint() ~ '\' as rules_fingerprint
+            \'' ~ identity__rules_fingerprint() ~ '\' as rules_fingerprint,
+            resolved.limit_applied
         from ' ~ resolved ~ ' as resolved
         left join ' ~ previous_relation ~ ' as previous
             on previous.identifier_key = resolved.identifier_key

@@ -13,8 +13,15 @@
                  lies inside an old profile. This is checked; if it does not hold, the run
                  falls back to full.
 
+                 An edge only seen again (same ends, still active, not seen earlier:
+                 int_identity_edges.structure_changed_at) changes no profile unless a limit
+                 rule split its component (limit_applied, where times_seen orders the
+                 links): elsewhere it is left out of the set, and seen_again gives the
+                 new last_seen_at of the identifiers such self-edges stand for.
+
     Returns {mode, edges: the scope's active edges (aliased scope_edges),
-             identifiers: relation of the scope's identifiers (incremental only)}.
+             identifiers: relation of the scope's identifiers (incremental only),
+             seen_again: select of identifier_key, last_seen_at (incremental only)}.
 -#}
 {% macro identity__scope(existing_relation, edges) -%}
 
@@ -44,14 +51,39 @@
         {{ return(full) }}
     {%- endif -%}
 
+    {#- an edge only seen again (its structure unchanged) matters only where a limit rule
+        split the component (link order decides the cut); elsewhere its identifiers' seen
+        times are updated after the write (identity__update_seen_times) -#}
+    {%- set structure_changed = 'coalesce(structure_changed_at, changed_at) > ' ~ watermark -%}
     {%- set changed_keys = identity__temp_table('changed_keys', '
+        with changed as (
+            select left_identifier_type, left_identifier_value, right_identifier_type, right_identifier_value,
+                ' ~ structure_changed ~ ' as structure_changed
+            from ' ~ edges ~ ' where changed_at > ' ~ watermark ~ '
+        ),
+        relevant as (
+            select * from changed
+            where structure_changed
+                or not exists (
+                    select 1 from ' ~ existing_relation ~ ' as previous
+                    where previous.identifier_key = ' ~ identity__key('changed.left_identifier_type', 'changed.left_identifier_value') ~ '
+                        and not coalesce(previous.limit_applied, true))
+                or not exists (
+                    select 1 from ' ~ existing_relation ~ ' as previous
+                    where previous.identifier_key = ' ~ identity__key('changed.right_identifier_type', 'changed.right_identifier_value') ~ '
+                        and not coalesce(previous.limit_applied, true))
+        )
         select left_identifier_type as identifier_type, left_identifier_value as identifier_value
-        from ' ~ edges ~ ' where changed_at > ' ~ watermark ~ '
+        from relevant
         union
         select right_identifier_type, right_identifier_value
-        from ' ~ edges ~ ' where changed_at > ' ~ watermark,
+        from relevant',
         analyze=true
     ) -%}
+    {%- set seen_again = '
+        select ' ~ identity__key('left_identifier_type', 'left_identifier_value') ~ ' as identifier_key, last_seen_at
+        from ' ~ edges ~ '
+        where changed_at > ' ~ watermark ~ ' and is_self_edge and is_active and not ' ~ structure_changed -%}
 
     {%- set keys = identity__temp_table('scope_keys', '
         with touched_profiles as (
@@ -137,7 +169,7 @@
         {{ return(full) }}
     {%- endif -%}
 
-    {{ return({'mode': 'incremental', 'edges': scope_edges ~ ' as scope_edges', 'identifiers': keys}) }}
+    {{ return({'mode': 'incremental', 'edges': scope_edges ~ ' as scope_edges', 'identifiers': keys, 'seen_again': seen_again}) }}
 
 {%- endmacro %}
 

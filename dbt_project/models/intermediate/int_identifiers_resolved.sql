@@ -22,5 +22,6 @@ select
     times_seen,
     first_record_id,
     is_active,
-    changed_at
+    changed_at,
+    structure_changed_at
 from {{ ref('int_identity_edges') }}

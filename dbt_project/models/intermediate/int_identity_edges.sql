@@ -9,9 +9,13 @@
     merged into the stored edges.
     When records went away (a re-delivered file, an erasure) the edge set is recomputed from
     staging, and only edges that appeared, changed (first/last seen, count, sources, first
-    record) or disappeared are written. Written edges are stamped with changed_at. A
-    disappeared edge stays as a tombstone (is_active = false) so int_identifiers_resolved
-    can re-resolve the profiles it held together.
+    record) or disappeared are written. Written edges are stamped with changed_at, and
+    with structure_changed_at when the change can move an identifier to another profile
+    (the edge appeared, disappeared or was first seen earlier); an edge only seen again
+    keeps its structure_changed_at, so int_identifiers_resolved updates its identifiers'
+    seen times instead of re-resolving their profiles. A disappeared edge stays as a
+    tombstone (is_active = false) so int_identifiers_resolved can re-resolve the profiles
+    it held together.
 -#}
 
 {{ config(
@@ -260,12 +264,20 @@ current_edges as (
 {%- if execute and is_incremental() -%}
     {%- set previous_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
 {%- endif %}
+{#- when a stored edge's structure last changed (a table written before
+    structure_changed_at existed: its changed_at) -#}
+{%- set previous_structure_at = 'cast(null as ' ~ dbt.type_timestamp() ~ ')' -%}
+{%- if 'structure_changed_at' in previous_columns -%}
+    {%- set previous_structure_at = 'coalesce(previous_edges.structure_changed_at, previous_edges.changed_at)' -%}
+{%- elif 'changed_at' in previous_columns -%}
+    {%- set previous_structure_at = 'previous_edges.changed_at' -%}
+{%- endif %}
 
 {% if plan is not none %}
 
 -- the new records' edges merged into the stored ones
 changed as (
-    {{ identity_edges_merged('edge_aggregates', 'previous_edges', sources) }}
+    {{ identity_edges_merged('edge_aggregates', 'previous_edges', sources, previous_structure_at) }}
 ),
 
 {% elif is_incremental() and 'is_active' in previous_columns %}
@@ -279,7 +291,13 @@ changed as (
         case when current_edges.edge_id is null then previous_edges.{{ column }} else current_edges.{{ column }} end
             as {{ column }},
         {% endfor %}
-        current_edges.edge_id is not null as is_active
+        current_edges.edge_id is not null as is_active,
+        case
+            when current_edges.edge_id is not null
+                and coalesce(previous_edges.is_active, false)
+                and previous_edges.first_seen_at = current_edges.first_seen_at
+                then {{ previous_structure_at }}
+        end as structure_kept_at
     from current_edges
     full outer join {{ this }} as previous_edges
         on previous_edges.edge_id = current_edges.edge_id
@@ -306,7 +324,8 @@ changed as (
 
     select
         current_edges.*,
-        true as is_active
+        true as is_active,
+        cast(null as {{ dbt.type_timestamp() }}) as structure_kept_at
     from current_edges
 
     union all
@@ -316,7 +335,8 @@ changed as (
         {{ 'cast(null as ' ~ dbt.type_string() ~ ')' if column == 'first_record_id' else 'previous_edges.' ~ column }}
             as {{ column }},
         {% endfor %}
-        false as is_active
+        false as is_active,
+        cast(null as {{ dbt.type_timestamp() }}) as structure_kept_at
     from {{ this }} as previous_edges
     where not exists (
         select 1 from current_edges where current_edges.edge_id = previous_edges.edge_id
@@ -330,7 +350,8 @@ changed as (
 
     select
         current_edges.*,
-        true as is_active
+        true as is_active,
+        cast(null as {{ dbt.type_timestamp() }}) as structure_kept_at
     from current_edges
 
 ),
@@ -340,8 +361,12 @@ changed as (
 final as (
 
     select
-        changed.*,
-        {{ build_timestamp() }} as changed_at
+        {%- for column in edge_columns %}
+        changed.{{ column }},
+        {%- endfor %}
+        changed.is_active,
+        {{ build_timestamp() }} as changed_at,
+        coalesce(changed.structure_kept_at, {{ build_timestamp() }}) as structure_changed_at
     from changed
 
 )
